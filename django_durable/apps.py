@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class DurableConfig(AppConfig):
+    name = "django_durable"
+    label = "django_durable"
+    verbose_name = "Durable runs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+
+        # Import every installed app's jobs.py so its @job functions are registered.
+        autodiscover_modules("jobs")

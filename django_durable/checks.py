@@ -1,0 +1,119 @@
+"""System checks, each with a stable id (documented in docs/settings.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import DEFAULTS
+
+
+@checks.register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    user = getattr(settings, "DURABLE", {})
+    if not isinstance(user, dict):
+        return [
+            checks.Error(
+                "settings.DURABLE must be a dict.",
+                hint="For example DURABLE = {'DATABASE': 'default'}.",
+                id="django_durable.E001",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"settings.DURABLE has unknown keys: {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="django_durable.E002",
+            )
+        )
+    alias = user.get("DATABASE", DEFAULTS["DATABASE"])
+    if alias not in settings.DATABASES:
+        errors.append(
+            checks.Error(
+                f"DURABLE['DATABASE'] is {alias!r}, which is not in settings.DATABASES.",
+                hint="Name one of your database aliases.",
+                id="django_durable.E003",
+            )
+        )
+        return errors
+    if alias != "default":
+        errors.append(
+            checks.Info(
+                f"django_durable stores runs in the {alias!r} database: enqueue and atomic "
+                f"steps share a transaction with your code only on {alias!r}.",
+                hint="Wrap enqueue in transaction.atomic(using=...) with that alias when it "
+                "must commit together with your own writes.",
+                id="django_durable.I001",
+            )
+        )
+    for name in ("STALE_AFTER", "POLL_INTERVAL", "MAX_PAYLOAD_BYTES"):
+        value = user.get(name, DEFAULTS[name])
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            errors.append(
+                checks.Error(
+                    f"DURABLE[{name!r}] must be a positive number, got {value!r}.",
+                    id="django_durable.E004",
+                )
+            )
+    errors += _check_sqlite(alias)
+    return errors
+
+
+def _check_sqlite(alias: str) -> list[checks.CheckMessage]:
+    database = settings.DATABASES[alias]
+    if not database.get("ENGINE", "").endswith("sqlite3"):
+        return []
+    options = database.get("OPTIONS", {})
+    messages: list[checks.CheckMessage] = []
+    if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        messages.append(
+            checks.Warning(
+                f"DATABASES[{alias!r}] is SQLite without transaction_mode IMMEDIATE: workers "
+                "and web requests can fail with 'database is locked' when upgrading a read "
+                "transaction to a write.",
+                hint="Set OPTIONS = {'transaction_mode': 'IMMEDIATE', ...}.",
+                id="django_durable.W001",
+            )
+        )
+    if not options.get("timeout"):
+        messages.append(
+            checks.Warning(
+                f"DATABASES[{alias!r}] is SQLite without a busy timeout: a writer that finds "
+                "the database busy fails at once instead of waiting.",
+                hint="Set OPTIONS = {'timeout': 20, ...} (seconds).",
+                id="django_durable.W002",
+            )
+        )
+    if "journal_mode=wal" not in str(options.get("init_command", "")).replace(" ", "").lower():
+        messages.append(
+            checks.Warning(
+                f"DATABASES[{alias!r}] is SQLite without WAL: readers block the worker's "
+                "writes and the other way round.",
+                hint="Set OPTIONS = {'init_command': 'PRAGMA journal_mode=WAL;', ...}.",
+                id="django_durable.W003",
+            )
+        )
+    return messages
+
+
+@checks.register()
+def check_runworker_command(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.core.management import get_commands
+
+    owner = get_commands().get("runworker")
+    if owner not in (None, "django_durable"):
+        return [
+            checks.Warning(
+                f"manage.py runworker runs the {owner!r} app's command (Django Channels has "
+                "one), not django_durable's worker.",
+                hint="List 'django_durable' before that app in INSTALLED_APPS, or run "
+                "'manage.py durable_worker', which is the same command under another name.",
+                id="django_durable.W004",
+            )
+        ]
+    return []

@@ -1,0 +1,43 @@
+"""The ``DURABLE`` settings dict, read lazily so ``override_settings`` works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Database alias holding every django_durable table. Enqueue joins the caller's
+    # transaction only on this alias.
+    "DATABASE": "default",
+    # Seconds without a heartbeat after which a running run's lease expires and any live
+    # worker may take it over.
+    "STALE_AFTER": 30.0,
+    # Seconds between heartbeats; None means STALE_AFTER / 3.
+    "HEARTBEAT_INTERVAL": None,
+    # Times a run may be taken over from a dead worker before it is failed.
+    "MAX_RECOVERIES": 5,
+    # Largest JSON payload (arguments, step results, outputs, events), in bytes.
+    "MAX_PAYLOAD_BYTES": 1024 * 1024,
+    # Seconds an idle worker waits before looking for work again.
+    "POLL_INTERVAL": 1.0,
+    # Buffered ctx.log records written together once this many are waiting.
+    "LOG_BUFFER_SIZE": 100,
+}
+
+
+class DurableSettings:
+    """Attribute access to ``settings.DURABLE`` merged over :data:`DEFAULTS`."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown django_durable setting {name!r}")
+        user = getattr(settings, "DURABLE", None) or {}
+        return user.get(name, DEFAULTS[name])
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return float(self.HEARTBEAT_INTERVAL or self.STALE_AFTER / 3)
+
+
+durable_settings = DurableSettings()

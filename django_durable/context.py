@@ -1,0 +1,274 @@
+"""The run context ``ctx``: journal replay and checkpointed steps.
+
+Every durable operation takes the next journal position. If the journal already holds
+that position, the recorded outcome is returned (after checking kind and name);
+otherwise the operation runs and its outcome is buffered as a checkpoint. A buffered
+checkpoint is written before the next operation starts, or together with the run's
+completion when it was the last one, so a one-step run costs one write transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.utils import timezone
+
+from . import signals
+from .exceptions import LeaseLost, NonDeterminismError, StepFailed
+from .payloads import to_json
+from .retry import RetryPolicy
+from .status import StepKind, StepStatus
+from .storage.base import Checkpoint, ClaimedRun, LogRecord, Storage, StepRecord
+
+T = TypeVar("T")
+
+logger = logging.getLogger("django_durable")
+
+
+def describe_error(error: BaseException, attempt: int) -> dict[str, Any]:
+    """An exception as stored: qualified type, message and full traceback."""
+    return {
+        "attempt": attempt,
+        "type": _type_name(error),
+        "message": str(error),
+        "traceback": "".join(traceback.format_exception(error)),
+    }
+
+
+class RunLogger(logging.LoggerAdapter):
+    """``ctx.log``: passes records to stdlib logging and keeps them with the run."""
+
+    def __init__(self, ctx: RunContext, name: str) -> None:
+        super().__init__(logging.getLogger(name), {"run_id": str(ctx.run_id)})
+        self._ctx = ctx
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        message = str(msg) % args if args else str(msg)
+        self._ctx._buffer_log(level, message)
+        super().log(level, msg, *args, **kwargs)
+
+
+class RunContext:
+    """Passed to every job as its first argument."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        claimed: ClaimedRun,
+        journal: list[StepRecord],
+        *,
+        log_buffer_size: int = 100,
+    ) -> None:
+        self._storage = storage
+        self._lease = claimed.lease
+        self._run = claimed.run
+        self._journal = {step.position: step for step in journal}
+        self._last_position = max(self._journal, default=-1)
+        self._position = 0
+        self._pending = Checkpoint()
+        self._log_buffer_size = log_buffer_size
+        self.nondeterministic = False
+        self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
+
+    # -- what a job may read -----------------------------------------------------------
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return self._run.id
+
+    @property
+    def attempt(self) -> int:
+        """The run-level attempt, from 1 (recoveries after a crash do not count)."""
+        return self._run.attempt
+
+    @property
+    def job_name(self) -> str:
+        return self._run.job_name
+
+    # -- durable operations ------------------------------------------------------------
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[[], T],
+        *,
+        retry: RetryPolicy | None = None,
+        atomic: bool = False,
+    ) -> T:
+        """Run ``fn()`` once for this run and return its JSON-normalised result.
+
+        A step whose checkpoint is committed never runs again; on replay its recorded
+        result (or ``StepFailed``) is returned. ``atomic=True`` runs ``fn`` inside the
+        transaction that writes its checkpoint, so its database writes happen exactly once.
+        A step that still fails after ``retry`` is journaled as failed and raises
+        ``StepFailed`` with the original exception as ``__cause__``.
+        """
+        position = self._position
+        self._position += 1
+        recorded = self._replay(position, StepKind.STEP, name)
+        if recorded is not None:
+            if recorded.status == StepStatus.COMPLETED:
+                return recorded.result  # type: ignore[no-any-return]
+            error = recorded.error or {}
+            raise StepFailed(name, error.get("type", ""), error.get("message", ""))
+        replacing = position in self._journal
+        started = timezone.now()
+
+        def record(result: Any, attempts: int) -> StepRecord:
+            return self._entry(position, name, StepStatus.COMPLETED, result, None, attempts, started)
+
+        def run_plain(attempts: int) -> Any:
+            result = self._json_result(name, fn())
+            self._buffer(record(result, attempts), replacing)
+            return result
+
+        def run_atomic(attempts: int) -> Any:
+            # Earlier buffered writes ride in the same transaction; they stay buffered if
+            # it rolls back.
+            batch = self._pending.copy()
+            with self._storage.fenced_transaction(self._lease) as tx:
+                result = self._json_result(name, fn())
+                batch.add(record(result, attempts), replacing)
+                tx.write(batch)
+            self._pending = Checkpoint()
+            self.announce(batch)
+            return result
+
+        if not atomic:
+            self.flush()
+        call = run_atomic if atomic else run_plain
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return call(attempts)  # type: ignore[no-any-return]
+            except LeaseLost:
+                raise
+            except _BadResult as bad:
+                self._buffer_failure(position, name, bad.error, attempts, started, replacing)
+                raise bad.error from None
+            except Exception as error:
+                if retry is not None and retry.should_retry(attempts, error):
+                    time.sleep(retry.delay(attempts).total_seconds())
+                    continue
+                self._buffer_failure(position, name, error, attempts, started, replacing)
+                raise StepFailed(name, _type_name(error), str(error)) from error
+
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Record how far the run is; stored with the next checkpoint."""
+        self._pending.progress = to_json(
+            {"done": done, "total": total, "message": str(message)}, "progress"
+        )
+
+    # -- journal bookkeeping -------------------------------------------------------------
+
+    def _replay(self, position: int, kind: StepKind, name: str) -> StepRecord | None:
+        """The journaled outcome at ``position``, or None when the operation must run."""
+        recorded = self._journal.get(position)
+        if recorded is None:
+            return None
+        if recorded.kind != kind or recorded.name != name:
+            self.nondeterministic = True
+            raise NonDeterminismError(
+                f"run {self.run_id} of {self.job_name}: journal position {position} holds "
+                f"{recorded.kind} {recorded.name!r} but the job now asks for {kind} {name!r}; "
+                "job code changed in a way that is not replay-safe"
+            )
+        # A failed last entry written by an earlier attempt is where the new attempt resumes.
+        if (
+            recorded.status == StepStatus.FAILED
+            and position == self._last_position
+            and recorded.run_attempt < self.attempt
+        ):
+            return None
+        return recorded
+
+    def _entry(
+        self,
+        position: int,
+        name: str,
+        status: StepStatus,
+        result: Any,
+        error: dict[str, Any] | None,
+        attempts: int,
+        started: Any,
+    ) -> StepRecord:
+        return StepRecord(
+            position=position,
+            kind=StepKind.STEP,
+            name=name,
+            status=status,
+            result=result,
+            error=error,
+            attempts=attempts,
+            run_attempt=self.attempt,
+            started_at=started,
+            finished_at=timezone.now(),
+        )
+
+    def _buffer(self, entry: StepRecord, replacing: bool) -> None:
+        self._pending.add(entry, replacing)
+
+    def _buffer_failure(
+        self,
+        position: int,
+        name: str,
+        error: BaseException,
+        attempts: int,
+        started: Any,
+        replacing: bool,
+    ) -> None:
+        described = describe_error(error, self.attempt)
+        entry = self._entry(position, name, StepStatus.FAILED, None, described, attempts, started)
+        self._buffer(entry, replacing)
+
+    @staticmethod
+    def _json_result(name: str, value: Any) -> Any:
+        try:
+            return to_json(value, f"the result of step {name!r}")
+        except (TypeError, ValueError) as error:
+            raise _BadResult(error) from error
+
+    def _buffer_log(self, level: int, message: str) -> None:
+        self._pending.logs.append(
+            LogRecord(attempt=self.attempt, level=level, message=message, created_at=timezone.now())
+        )
+        if len(self._pending.logs) >= self._log_buffer_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered checkpoints, logs and progress now (fenced)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, Checkpoint()
+        self._storage.checkpoint(self._lease, pending)
+        self.announce(pending)
+
+    def take_pending(self) -> Checkpoint:
+        """Hand the buffered writes to the runner, which merges them with the run's end."""
+        pending, self._pending = self._pending, Checkpoint()
+        return pending
+
+    def announce(self, written: Checkpoint) -> None:
+        """Send step signals for journal entries that were just committed."""
+        for step in written.steps:
+            signal = signals.step_completed if step.status == StepStatus.COMPLETED else signals.step_failed
+            if signal.has_listeners():
+                signal.send_robust(sender=RunContext, run=self.run_id, step=step)
+
+
+def _type_name(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__qualname__}"
+
+
+class _BadResult(Exception):
+    """A step returned something JSON cannot hold: a bug in the job, never retried."""
+
+    def __init__(self, error: TypeError | ValueError) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -1,0 +1,33 @@
+"""Exceptions raised to callers and inside jobs."""
+
+from __future__ import annotations
+
+
+class DurableError(Exception):
+    """Base class for django_durable errors."""
+
+
+class JobNotRegistered(DurableError, LookupError):
+    """No job of that name is registered in this process."""
+
+
+class RunNotFound(DurableError, LookupError):
+    """No run has that id."""
+
+
+class LeaseLost(DurableError):
+    """A fenced write found that this worker no longer owns the run; stop touching it."""
+
+
+class NonDeterminismError(DurableError):
+    """The job asked for a different operation than the journal holds at that position."""
+
+
+class StepFailed(DurableError):
+    """A step failed for good; raised in the job both live and on replay."""
+
+    def __init__(self, name: str, error_type: str, message: str) -> None:
+        super().__init__(f"step {name!r} failed: {error_type}: {message}")
+        self.name = name
+        self.error_type = error_type
+        self.message = message

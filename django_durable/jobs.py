@@ -1,0 +1,176 @@
+"""``@job``, the ``Job`` value it makes, and the registry of jobs this process knows."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, overload
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from . import signals
+from .conf import durable_settings
+from .exceptions import JobNotRegistered
+from .handles import RunHandle
+from .payloads import to_json
+from .retry import RetryPolicy
+from .storage import get_storage
+from .storage.base import NewRun
+
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+_UNSET: Any = object()
+
+_registry: dict[str, Job] = {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A registered job function and the options its next enqueue will use."""
+
+    func: Callable[..., Any]
+    name: str
+    queue_name: str = "default"
+    priority: int = 0
+    retry: RetryPolicy | None = None
+    timeout: timedelta | None = None
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    run_after: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.priority, int) or not MIN_PRIORITY <= self.priority <= MAX_PRIORITY:
+            raise ValueError(
+                f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}, "
+                f"got {self.priority!r}"
+            )
+        for option in ("name", "queue_name", "idempotency_key", "concurrency_key"):
+            value = getattr(self, option)
+            if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+                raise ValueError(f"{option} must be a non-empty string of at most 255 characters")
+        if self.run_after is not None and self.run_after.tzinfo is None:
+            raise ValueError("run_after must be a timezone-aware datetime")
+
+    def using(
+        self,
+        *,
+        idempotency_key: str | None = _UNSET,
+        concurrency_key: str | None = _UNSET,
+        priority: int = _UNSET,
+        run_after: datetime | timedelta | None = _UNSET,
+        queue_name: str = _UNSET,
+    ) -> Job:
+        """A copy of this job with other enqueue options (the registry is unchanged)."""
+        changes = {
+            name: value
+            for name, value in {
+                "idempotency_key": idempotency_key,
+                "concurrency_key": concurrency_key,
+                "priority": priority,
+                "run_after": run_after,
+                "queue_name": queue_name,
+            }.items()
+            if value is not _UNSET
+        }
+        if isinstance(changes.get("run_after"), timedelta):
+            from django.utils import timezone
+
+            changes["run_after"] = timezone.now() + changes["run_after"]
+        return replace(self, **changes)
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
+        """Store a new run of this job in the caller's transaction and return its handle.
+
+        Arguments must be JSON (``TypeError``/``ValueError`` otherwise, naming the argument).
+        With an idempotency key that already has a run, that run is returned instead and
+        ``handle.created`` is False.
+        """
+        new = NewRun(
+            job_name=self.name,
+            queue_name=self.queue_name,
+            priority=self.priority,
+            args=[to_json(value, f"argument {i} of {self.name}") for i, value in enumerate(args)],
+            kwargs={
+                key: to_json(value, f"argument {key!r} of {self.name}")
+                for key, value in kwargs.items()
+            },
+            idempotency_key=self.idempotency_key,
+            concurrency_key=self.concurrency_key,
+            run_after=self.run_after,
+        )
+        record, created = get_storage().enqueue(new)
+        handle = RunHandle.from_record(record, created=created)
+        if created:
+            transaction.on_commit(
+                lambda: signals.run_enqueued.send_robust(sender=Job, run=handle),
+                using=durable_settings.DATABASE,
+            )
+        return handle
+
+    async def aenqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
+        return await sync_to_async(self.enqueue)(*args, **kwargs)
+
+
+def _register(func: Callable[..., Any], **options: Any) -> Job:
+    if inspect.iscoroutinefunction(func):
+        raise TypeError(
+            f"{func.__qualname__} is an async function; django_durable runs only plain "
+            "(def) job functions for now"
+        )
+    params = list(inspect.signature(func).parameters.values())
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        raise TypeError(f"{func.__qualname__} must take the run context (ctx) as its first argument")
+    name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
+    new = Job(func=func, name=name, **options)
+    existing = _registry.get(name)
+    if existing is not None and existing.func is not func:
+        # A module re-imported under the same name is fine; two functions with one name is not.
+        if (existing.func.__module__, existing.func.__qualname__) != (
+            func.__module__,
+            func.__qualname__,
+        ):
+            raise ValueError(
+                f"two jobs are named {name!r}: {existing.func.__module__}."
+                f"{existing.func.__qualname__} and {func.__module__}.{func.__qualname__}"
+            )
+    _registry[name] = new
+    return new
+
+
+@overload
+def job(func: Callable[..., Any], /) -> Job: ...
+@overload
+def job(
+    *,
+    name: str | None = None,
+    queue_name: str = "default",
+    priority: int = 0,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | None = None,
+) -> Callable[[Callable[..., Any]], Job]: ...
+def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Register a job: a function taking ``ctx`` first, then JSON arguments.
+
+    Use as ``@job`` or ``@job(name=..., queue_name=..., priority=..., retry=..., timeout=...)``.
+    """
+    if func is not None:
+        return _register(func, **options)
+    return lambda f: _register(f, **options)
+
+
+def get_job(name: str) -> Job:
+    """The registered job called ``name``; ``JobNotRegistered`` if this process lacks it."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise JobNotRegistered(
+            f"no job named {name!r} is registered in this process; is its app installed "
+            "and its module called jobs.py (or imported at startup)?"
+        ) from None
+
+
+def registered_jobs() -> dict[str, Job]:
+    """A copy of the registry: job name -> Job."""
+    return dict(_registry)

@@ -1,0 +1,89 @@
+"""``manage.py runworker``: parse options, set up logging and signals, run the worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from ...conf import durable_settings
+from ...worker import Worker
+
+VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO, 3: logging.DEBUG}
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = "Execute django_durable runs until stopped (SIGTERM or Ctrl-C)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--queue", action="append", dest="queues", metavar="NAME",
+            help="Queue to take runs from; repeat for several (default: default).",
+        )
+        parser.add_argument(
+            "--concurrency", type=positive_int, default=1, metavar="N",
+            help="Runs executed at once, one thread and connection each (default: 1).",
+        )
+        parser.add_argument(
+            "--burst", action="store_true",
+            help="Exit 0 once no runnable work is left instead of waiting for more.",
+        )
+        parser.add_argument(
+            "--poll-interval", type=positive_float, default=None, metavar="SECONDS",
+            help="Seconds between looks for work when idle (default: DURABLE['POLL_INTERVAL'], 1).",
+        )
+        parser.add_argument("--worker-id", default=None, help="Name in leases and logs (default: host:pid:random).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self._configure_logging(options["verbosity"])
+        alias = durable_settings.DATABASE
+        if connections[alias].vendor == "sqlite" and options["concurrency"] > 1:
+            self.stderr.write(
+                "django_durable.W005: SQLite allows one writer at a time; --concurrency "
+                f"{options['concurrency']} adds contention, not speed. Use 1, or PostgreSQL."
+            )
+        worker = Worker(
+            queues=options["queues"] or ["default"],
+            concurrency=options["concurrency"],
+            burst=options["burst"],
+            worker_id=options["worker_id"],
+            poll_interval=options["poll_interval"],
+        )
+        if not worker.jobs:
+            raise CommandError("No jobs are registered: define @job functions in an app's jobs.py.")
+
+        def stop(signum: int, frame: Any) -> None:
+            logging.getLogger("django_durable").info(
+                "worker=%s event=stopping signal=%s", worker.worker_id, signal.Signals(signum).name
+            )
+            worker.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        worker.run()
+
+    @staticmethod
+    def _configure_logging(verbosity: int) -> None:
+        package_logger = logging.getLogger("django_durable")
+        package_logger.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
+        if not logging.getLogger().handlers and not package_logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            package_logger.addHandler(handler)

@@ -1,0 +1,151 @@
+"""Tables: runs, their journal of steps, their logs and their event mailbox.
+
+Only ``storage/orm.py`` writes to these tables; the admin and user code read them.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .ids import uuid7
+from .indexes import PartialIndexWhereSupported
+from .status import RunStatus, StepKind, StepStatus
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    job_name = models.CharField(max_length=255)
+    queue_name = models.CharField(max_length=100, default="default")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    # One entry per failed attempt: {"attempt", "type", "message", "traceback"}.
+    errors = models.JSONField(default=list, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    recoveries = models.PositiveIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
+    # Ordering key among runnable runs: the enqueue time, or the time the caller asked for.
+    run_after = models.DateTimeField(default=timezone.now)
+    # When a waiting run becomes runnable again (future run_after, retry backoff, sleep).
+    wake_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    deadline = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job_name", "idempotency_key"], name="durable_run_idempotency_key"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100, priority__lte=100), name="durable_run_priority"
+            ),
+        ]
+        indexes = [
+            # The claim query: WHERE status='pending' AND queue_name=... ORDER BY
+            # priority DESC, run_after, id. Column order matches the ORDER BY exactly.
+            PartialIndexWhereSupported(
+                fields=["status", "queue_name", "-priority", "run_after", "id"],
+                where=Q(status=RunStatus.PENDING),
+                name="durable_run_claim",
+            ),
+            # Promotion of waiting runs whose wake time has come.
+            PartialIndexWhereSupported(
+                fields=["status", "wake_at"],
+                where=Q(status=RunStatus.WAITING),
+                name="durable_run_wake",
+            ),
+            # Heartbeats (by owner) and the stale-lease sweep (by expiry).
+            PartialIndexWhereSupported(
+                fields=["status", "lease_expires_at"],
+                where=Q(status=RunStatus.RUNNING),
+                name="durable_run_lease",
+            ),
+            PartialIndexWhereSupported(
+                fields=["status", "lease_owner"],
+                where=Q(status=RunStatus.RUNNING),
+                name="durable_run_owner",
+            ),
+            models.Index(fields=["job_name", "status"], name="durable_run_job_status"),
+            models.Index(fields=["concurrency_key"], name="durable_run_concurrency"),
+            models.Index(fields=["created_at"], name="durable_run_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_name} {self.id} ({self.status})"
+
+
+class Step(models.Model):
+    """One journal position of a run: a finished durable operation and its result."""
+
+    id = models.BigAutoField(primary_key=True)
+    # The unique (run, position) constraint already indexes run first.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=StepKind.choices, default=StepKind.STEP)
+    name = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=StepStatus.choices)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=1)
+    # The run attempt that wrote this entry; a failed last entry of an earlier attempt is
+    # executed again by the next attempt.
+    run_attempt = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position"], name="durable_step_position"),
+        ]
+        ordering = ["run", "position"]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.kind} {self.name} ({self.status})"
+
+
+class RunLog(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    attempt = models.PositiveIntegerField(default=1)
+    level = models.PositiveSmallIntegerField()
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.message[:80]
+
+
+class RunEvent(models.Model):
+    """An event sent to a run; a mailbox entry until a wait consumes it."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
+    name = models.CharField(max_length=255)
+    payload = models.JSONField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "name", "id"], name="durable_event_mailbox")]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} -> {self.run_id}"

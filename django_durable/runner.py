@@ -1,0 +1,97 @@
+"""Execute one claimed run: replay its journal, call the job, record how it ended."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from . import signals
+from .conf import durable_settings
+from .context import RunContext, describe_error
+from .exceptions import LeaseLost, NonDeterminismError
+from .handles import RunHandle
+from .jobs import Job
+from .payloads import to_json
+from .status import RunStatus
+from .storage.base import ClaimedRun, Storage
+
+logger = logging.getLogger("django_durable")
+
+
+def execute_run(storage: Storage, claimed: ClaimedRun, job: Job) -> RunStatus | None:
+    """Run ``claimed`` to its end or to its next failure.
+
+    Returns the status the run was left in, or None when this worker lost the lease
+    (another worker owns the run now, so this one must not touch it).
+    """
+    run = claimed.run
+    began = time.monotonic()
+    journal = [] if claimed.fresh else storage.load_journal(run.id)
+    ctx = RunContext(
+        storage, claimed, journal, log_buffer_size=durable_settings.LOG_BUFFER_SIZE
+    )
+    _send(signals.run_started, run.id, storage)
+    try:
+        output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
+    except LeaseLost:
+        logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
+        return None
+    except Exception as error:
+        return _record_failure(storage, claimed, job, ctx, error, began)
+    pending = ctx.take_pending()
+    try:
+        storage.complete(claimed.lease, output, pending)
+    except LeaseLost:
+        logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
+        return None
+    ctx.announce(pending)
+    logger.info(
+        "run=%s job=%s attempt=%s outcome=completed duration=%.3f",
+        run.id, run.job_name, run.attempt, time.monotonic() - began,
+    )
+    _send(signals.run_completed, run.id, storage)
+    return RunStatus.COMPLETED
+
+
+def _record_failure(
+    storage: Storage,
+    claimed: ClaimedRun,
+    job: Job,
+    ctx: RunContext,
+    error: Exception,
+    began: float,
+) -> RunStatus | None:
+    run = claimed.run
+    retry_delay: float | None = None
+    replay_safe = not (ctx.nondeterministic or isinstance(error, NonDeterminismError))
+    if replay_safe and job.retry is not None and job.retry.should_retry(run.attempt, error):
+        retry_delay = job.retry.delay(run.attempt).total_seconds()
+    errors = [*run.errors, describe_error(error, run.attempt)]
+    pending = ctx.take_pending()
+    try:
+        storage.fail(claimed.lease, errors=errors, checkpoint=pending, retry_delay=retry_delay)
+    except LeaseLost:
+        logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
+        return None
+    ctx.announce(pending)
+    outcome = "failed" if retry_delay is None else "retrying"
+    logger.log(
+        logging.ERROR if retry_delay is None else logging.WARNING,
+        "run=%s job=%s attempt=%s outcome=%s duration=%.3f error=%s: %s%s",
+        run.id, run.job_name, run.attempt, outcome, time.monotonic() - began,
+        type(error).__name__, error,
+        "" if retry_delay is None else f" retry_in={retry_delay:.3f}",
+    )
+    if retry_delay is None:
+        _send(signals.run_failed, run.id, storage)
+        return RunStatus.FAILED
+    return RunStatus.WAITING if retry_delay > 0 else RunStatus.PENDING
+
+
+def _send(signal: Any, run_id: Any, storage: Storage) -> None:
+    # Building the handle costs a query, so only when someone listens.
+    if signal.has_listeners():
+        record = storage.get_run(run_id)
+        if record is not None:
+            signal.send_robust(sender=Job, run=RunHandle.from_record(record))

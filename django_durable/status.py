@@ -1,0 +1,30 @@
+"""Status and kind vocabularies shared by the models, the storage records and the engine."""
+
+from django.db import models
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StepStatus(models.TextChoices):
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class StepKind(models.TextChoices):
+    """What a journal position holds; replay checks it along with the name."""
+
+    STEP = "step", "Step"
+    SLEEP = "sleep", "Sleep"
+    EVENT = "event", "Wait for event"
+    CHILDREN = "children", "Start children"
+    WAIT_CHILDREN = "wait_children", "Wait for children"

@@ -1,0 +1,194 @@
+"""The storage protocol and the plain records that cross it.
+
+The engine (jobs, context, runner, worker) knows storage only through :class:`Storage`;
+``orm.py`` implements it on the Django ORM and the conformance suite in
+``django_durable.testing`` checks any implementation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..status import RunStatus, StepKind, StepStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    """What ``Job.enqueue`` asks storage to insert."""
+
+    job_name: str
+    queue_name: str
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
+    run_after: datetime | None = None
+    parent_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    id: uuid.UUID
+    job_name: str
+    queue_name: str
+    status: RunStatus
+    priority: int
+    args: list[Any]
+    kwargs: dict[str, Any]
+    output: Any
+    errors: list[dict[str, Any]]
+    attempt: int
+    recoveries: int
+    idempotency_key: str | None
+    concurrency_key: str | None
+    run_after: datetime
+    wake_at: datetime | None
+    cancel_requested: bool
+    progress: dict[str, Any] | None
+    parent_id: uuid.UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """One claim of one run. Every write its holder makes is conditional on ``token``."""
+
+    run_id: uuid.UUID
+    token: uuid.UUID
+    owner: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedRun:
+    run: RunRecord
+    lease: Lease
+    # True when the run never executed before, so its journal is known to be empty.
+    fresh: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRecord:
+    position: int
+    kind: StepKind
+    name: str
+    status: StepStatus
+    result: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 1
+    run_attempt: int = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    attempt: int
+    level: int
+    message: str
+    created_at: datetime
+
+
+@dataclass(slots=True, kw_only=True)
+class Checkpoint:
+    """Writes a run's owner has buffered; storage commits them together, fenced."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+    # Positions in ``steps`` that overwrite an entry (a failed step retried by a later attempt).
+    replacing: set[int] = field(default_factory=set)
+    logs: list[LogRecord] = field(default_factory=list)
+    progress: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.steps or self.logs or self.progress is not None)
+
+    def add(self, step: StepRecord, replacing: bool = False) -> None:
+        self.steps.append(step)
+        if replacing:
+            self.replacing.add(step.position)
+
+    def copy(self) -> Checkpoint:
+        return Checkpoint(
+            steps=list(self.steps),
+            replacing=set(self.replacing),
+            logs=list(self.logs),
+            progress=self.progress,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaleSweep:
+    """What one pass over expired leases did."""
+
+    requeued: list[uuid.UUID]
+    failed: list[uuid.UUID]
+
+
+class FencedTransaction(Protocol):
+    def write(self, checkpoint: Checkpoint) -> None:
+        """Write ``checkpoint`` inside the already-fenced transaction."""
+
+
+class Storage(Protocol):
+    """Everything the engine needs from a database. Fenced methods raise ``LeaseLost``."""
+
+    def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
+        """Insert a run in the caller's transaction; ``(existing, False)`` on a duplicate
+        idempotency key, without breaking the caller's transaction."""
+
+    def get_run(self, run_id: uuid.UUID) -> RunRecord | None: ...
+
+    def claim(
+        self,
+        *,
+        owner: str,
+        job_names: Collection[str],
+        queues: Sequence[str] | None,
+        limit: int,
+    ) -> list[ClaimedRun]:
+        """Lease up to ``limit`` pending runs of ``job_names`` (any queue when ``queues`` is
+        None), highest priority first, then by ``run_after``, then by id."""
+
+    def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
+        """The whole journal in position order, in one query."""
+
+    def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None: ...
+
+    def fenced_transaction(self, lease: Lease) -> AbstractContextManager[FencedTransaction]:
+        """A transaction that starts with the fencing update; for atomic steps."""
+
+    def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None: ...
+
+    def fail(
+        self,
+        lease: Lease,
+        *,
+        errors: list[dict[str, Any]],
+        checkpoint: Checkpoint,
+        retry_delay: float | None,
+    ) -> None:
+        """Store ``errors`` (the run's full error list); fail the run when ``retry_delay`` is
+        None, otherwise schedule the next attempt after that many seconds."""
+
+    def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
+        """Give the run back as pending (graceful shutdown); not a recovery."""
+
+    def heartbeat(self, owner: str) -> int:
+        """Renew every lease ``owner`` holds in one statement; return how many."""
+
+    def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
+        """Requeue runs whose lease expired (by the database clock); fail those that already
+        used up ``max_recoveries``."""
+
+    def promote_due(self, *, limit: int) -> int:
+        """Make waiting runs whose wake time has passed pending again."""
+
+    def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
+        """Pending runs per job name for jobs not in ``known`` (a rolling deploy)."""

@@ -1,0 +1,32 @@
+"""The database clock as an ORM expression, so leases and wake times never trust a
+worker's wall clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class DbNow(models.Func):
+    """The database's current UTC time, plus ``seconds`` (may be negative or fractional)."""
+
+    output_field = models.DateTimeField()
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = float(seconds)
+        super().__init__()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        return "(STATEMENT_TIMESTAMP() + make_interval(secs => %s))", [self.seconds]
+
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        # CURRENT_TIMESTAMP follows the session time zone; stored datetimes are UTC.
+        return "(UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND)", [round(self.seconds * 1e6)]
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        # Same text format Django stores, so comparisons between the two are ordered.
+        return "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW', %s)", [f"{self.seconds:+.6f} seconds"]
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        raise NotImplementedError(f"django_durable does not support {connection.vendor}")

@@ -1,0 +1,299 @@
+"""The storage conformance suite: the same scenarios against any ``Storage``.
+
+Subclass :class:`StorageConformance` in a pytest module, mark it for database access
+with transactions, and return the storage under test from ``make_storage``::
+
+    @pytest.mark.django_db(transaction=True)
+    class TestMyStorage(StorageConformance):
+        def make_storage(self):
+            return MyStorage()
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from ..exceptions import LeaseLost
+from ..status import RunStatus, StepKind, StepStatus
+from ..storage.base import Checkpoint, ClaimedRun, LogRecord, NewRun, Storage, StepRecord
+
+JOB = "conformance.job"
+OTHER_JOB = "conformance.other"
+
+
+def new_run(**overrides: Any) -> NewRun:
+    values: dict[str, Any] = {
+        "job_name": JOB,
+        "queue_name": "default",
+        "priority": 0,
+        "args": [1],
+        "kwargs": {"x": "y"},
+    }
+    values.update(overrides)
+    return NewRun(**values)
+
+
+def step(position: int, name: str = "s", **overrides: Any) -> StepRecord:
+    values: dict[str, Any] = {
+        "position": position,
+        "kind": StepKind.STEP,
+        "name": name,
+        "status": StepStatus.COMPLETED,
+        "result": {"n": position},
+    }
+    values.update(overrides)
+    return StepRecord(**values)
+
+
+class StorageConformance:
+    """Every ``Storage`` method, its ordering, fencing and recovery rules."""
+
+    def make_storage(self) -> Storage:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        return self.make_storage()
+
+    def claim_one(self, storage: Storage, owner: str = "w1", **kwargs: Any) -> ClaimedRun:
+        claimed = storage.claim(owner=owner, job_names=[JOB], queues=None, limit=1, **kwargs)
+        assert len(claimed) == 1
+        return claimed[0]
+
+    # -- enqueue -----------------------------------------------------------------------
+
+    def test_enqueue_and_get(self, storage: Storage) -> None:
+        record, created = storage.enqueue(new_run(priority=7))
+        assert created
+        assert record.status == RunStatus.PENDING
+        fetched = storage.get_run(record.id)
+        assert fetched is not None
+        assert (fetched.args, fetched.kwargs, fetched.priority) == ([1], {"x": "y"}, 7)
+        assert fetched.attempt == 1 and fetched.recoveries == 0
+        assert storage.get_run(uuid.uuid4()) is None
+
+    def test_idempotency_key_returns_existing_run(self, storage: Storage) -> None:
+        first, created = storage.enqueue(new_run(idempotency_key="k"))
+        again, created_again = storage.enqueue(new_run(idempotency_key="k", args=[2]))
+        other_job, created_other = storage.enqueue(new_run(job_name=OTHER_JOB, idempotency_key="k"))
+        assert created and not created_again and created_other
+        assert again.id == first.id and again.args == [1]
+        assert other_job.id != first.id
+
+    def test_duplicate_key_keeps_callers_transaction_usable(self, storage: Storage) -> None:
+        with transaction.atomic():
+            first, _ = storage.enqueue(new_run(idempotency_key="tx"))
+            again, created = storage.enqueue(new_run(idempotency_key="tx"))
+            later, _ = storage.enqueue(new_run())
+        assert not created and again.id == first.id
+        assert storage.get_run(later.id) is not None
+
+    def test_enqueue_rolls_back_with_the_caller(self, storage: Storage) -> None:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            record, _ = storage.enqueue(new_run())
+            raise RuntimeError
+        assert storage.get_run(record.id) is None
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def test_claim_orders_by_priority_then_run_after_then_id(self, storage: Storage) -> None:
+        past = timezone.now() - timedelta(minutes=10)
+        low, _ = storage.enqueue(new_run(priority=-5))
+        high_late, _ = storage.enqueue(new_run(priority=10, run_after=past + timedelta(minutes=2)))
+        high_early, _ = storage.enqueue(new_run(priority=10, run_after=past))
+        mid_a, _ = storage.enqueue(new_run(priority=0))
+        mid_b, _ = storage.enqueue(new_run(priority=0))
+        assert storage.promote_due(limit=10) == 2
+        claimed = storage.claim(owner="w", job_names=[JOB], queues=None, limit=10)
+        got = [c.run.id for c in claimed]
+        assert got == [high_early.id, high_late.id, mid_a.id, mid_b.id, low.id]
+        assert all(c.run.status == RunStatus.RUNNING for c in claimed)
+        assert all(c.fresh for c in claimed)
+
+    def test_claim_honours_limit_jobs_and_queues(self, storage: Storage) -> None:
+        storage.enqueue(new_run(job_name=OTHER_JOB))
+        storage.enqueue(new_run(queue_name="emails"))
+        default_runs = [storage.enqueue(new_run())[0].id for _ in range(3)]
+        claimed = storage.claim(owner="w", job_names=[JOB], queues=["default"], limit=2)
+        assert [c.run.id for c in claimed] == default_runs[:2]
+        assert storage.claim(owner="w", job_names=["nobody"], queues=None, limit=5) == []
+        emails = storage.claim(owner="w", job_names=[JOB], queues=["emails"], limit=5)
+        assert [c.run.queue_name for c in emails] == ["emails"]
+        rest = storage.claim(owner="w", job_names=[JOB], queues=None, limit=5)
+        assert [c.run.id for c in rest] == default_runs[2:]
+        assert storage.unclaimable_job_names([JOB]) == {OTHER_JOB: 1}
+
+    def test_claimed_run_is_not_claimed_again_and_gets_a_new_token(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        first = self.claim_one(storage)
+        assert storage.claim(owner="w2", job_names=[JOB], queues=None, limit=1) == []
+        storage.release(first.lease, Checkpoint())
+        second = self.claim_one(storage, owner="w2")
+        assert second.run.id == first.run.id
+        assert second.lease.token != first.lease.token
+        assert not second.fresh
+        with pytest.raises(LeaseLost):
+            storage.checkpoint(first.lease, Checkpoint(steps=[step(0)]))
+
+    def test_future_run_after_waits_until_due(self, storage: Storage) -> None:
+        record, _ = storage.enqueue(new_run(run_after=timezone.now() + timedelta(hours=1)))
+        assert record.status == RunStatus.WAITING
+        assert storage.promote_due(limit=10) == 0
+        assert storage.claim(owner="w", job_names=[JOB], queues=None, limit=1) == []
+
+    # -- fenced writes ---------------------------------------------------------------------
+
+    def test_checkpoint_journal_logs_and_progress(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        now = timezone.now()
+        log = LogRecord(attempt=1, level=20, message="hello", created_at=now)
+        storage.checkpoint(
+            claimed.lease,
+            Checkpoint(steps=[step(1, "b"), step(0, "a")], logs=[log], progress={"done": 1}),
+        )
+        journal = storage.load_journal(claimed.run.id)
+        assert [(s.position, s.name, s.result) for s in journal] == [
+            (0, "a", {"n": 0}),
+            (1, "b", {"n": 1}),
+        ]
+        record = storage.get_run(claimed.run.id)
+        assert record is not None and record.progress == {"done": 1}
+
+    def test_checkpoint_can_replace_a_failed_entry(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        failed = step(0, status=StepStatus.FAILED, result=None, error={"type": "E", "message": "m"})
+        storage.checkpoint(claimed.lease, Checkpoint(steps=[failed]))
+        storage.checkpoint(claimed.lease, Checkpoint(steps=[step(0, attempts=2)], replacing={0}))
+        (entry,) = storage.load_journal(claimed.run.id)
+        assert entry.status == StepStatus.COMPLETED and entry.attempts == 2
+
+    def test_fencing_rejects_a_stale_token(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        forged = type(claimed.lease)(run_id=claimed.run.id, token=uuid.uuid4(), owner="w1")
+        for write in (
+            lambda: storage.checkpoint(forged, Checkpoint(steps=[step(0)])),
+            lambda: storage.complete(forged, 1, Checkpoint()),
+            lambda: storage.fail(forged, errors=[], checkpoint=Checkpoint(), retry_delay=None),
+            lambda: storage.release(forged, Checkpoint()),
+        ):
+            with pytest.raises(LeaseLost):
+                write()
+        with pytest.raises(LeaseLost), storage.fenced_transaction(forged):
+            pass
+        assert storage.load_journal(claimed.run.id) == []
+        record = storage.get_run(claimed.run.id)
+        assert record is not None and record.status == RunStatus.RUNNING
+
+    def test_fenced_transaction_rolls_back_with_the_body(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        with pytest.raises(RuntimeError), storage.fenced_transaction(claimed.lease) as tx:
+            tx.write(Checkpoint(steps=[step(0)]))
+            raise RuntimeError
+        assert storage.load_journal(claimed.run.id) == []
+        with storage.fenced_transaction(claimed.lease) as tx:
+            tx.write(Checkpoint(steps=[step(0)]))
+        assert len(storage.load_journal(claimed.run.id)) == 1
+
+    def test_complete_is_final(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        storage.complete(claimed.lease, {"out": [1, 2]}, Checkpoint(steps=[step(0)]))
+        record = storage.get_run(claimed.run.id)
+        assert record is not None
+        assert record.status == RunStatus.COMPLETED and record.output == {"out": [1, 2]}
+        assert record.finished_at is not None
+        with pytest.raises(LeaseLost):
+            storage.checkpoint(claimed.lease, Checkpoint(steps=[step(1)]))
+
+    def test_fail_for_good_or_schedule_a_retry(self, storage: Storage) -> None:
+        for _ in range(3):
+            storage.enqueue(new_run())
+        error = {"attempt": 1, "type": "builtins.ValueError", "message": "x", "traceback": "t"}
+        first, second, third = storage.claim(owner="w", job_names=[JOB], queues=None, limit=3)
+        storage.fail(first.lease, errors=[error], checkpoint=Checkpoint(), retry_delay=None)
+        storage.fail(second.lease, errors=[error], checkpoint=Checkpoint(), retry_delay=0)
+        storage.fail(third.lease, errors=[error], checkpoint=Checkpoint(), retry_delay=3600)
+        failed, again, later = (storage.get_run(c.run.id) for c in (first, second, third))
+        assert failed is not None and failed.status == RunStatus.FAILED
+        assert failed.errors == [error] and failed.attempt == 1
+        assert again is not None and again.status == RunStatus.PENDING and again.attempt == 2
+        assert later is not None and later.status == RunStatus.WAITING and later.attempt == 2
+        assert later.wake_at is not None and later.wake_at > timezone.now() + timedelta(minutes=50)
+        (retried,) = storage.claim(owner="w", job_names=[JOB], queues=None, limit=5)
+        assert retried.run.id == second.run.id and retried.run.attempt == 2
+
+    def test_release_returns_the_run_without_counting_a_recovery(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        storage.release(claimed.lease, Checkpoint(steps=[step(0)]))
+        record = storage.get_run(claimed.run.id)
+        assert record is not None
+        assert record.status == RunStatus.PENDING and record.recoveries == 0
+        assert len(storage.load_journal(claimed.run.id)) == 1
+
+    # -- heartbeats and recovery -------------------------------------------------------------
+
+    def test_heartbeat_renews_only_the_owners_leases(self, storage: Storage) -> None:
+        for _ in range(3):
+            storage.enqueue(new_run())
+        storage.claim(owner="w1", job_names=[JOB], queues=None, limit=2)
+        storage.claim(owner="w2", job_names=[JOB], queues=None, limit=1)
+        assert storage.heartbeat("w1") == 2
+        assert storage.heartbeat("w2") == 1
+        assert storage.heartbeat("w3") == 0
+
+    def test_stale_lease_is_recovered_and_fenced_out(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        with override_settings(DURABLE={"STALE_AFTER": 0.2}):
+            dead = self.claim_one(storage, owner="dead")
+            assert storage.recover_stale(max_recoveries=5, limit=10).requeued == []
+            time.sleep(0.5)
+            sweep = storage.recover_stale(max_recoveries=5, limit=10)
+        assert sweep.requeued == [dead.run.id] and sweep.failed == []
+        record = storage.get_run(dead.run.id)
+        assert record is not None and record.recoveries == 1 and record.attempt == 1
+        alive = self.claim_one(storage, owner="alive")
+        assert alive.run.id == dead.run.id
+        with pytest.raises(LeaseLost):
+            storage.complete(dead.lease, None, Checkpoint())
+        storage.complete(alive.lease, "ok", Checkpoint())
+
+    def test_heartbeat_keeps_a_lease_from_going_stale(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        with override_settings(DURABLE={"STALE_AFTER": 0.6}):
+            self.claim_one(storage, owner="w1")
+            for _ in range(4):
+                time.sleep(0.25)
+                assert storage.heartbeat("w1") == 1
+            assert storage.recover_stale(max_recoveries=5, limit=10).requeued == []
+
+    def test_recovery_limit_fails_the_run(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        with override_settings(DURABLE={"STALE_AFTER": 0.1}):
+            claimed = self.claim_one(storage)
+            time.sleep(0.3)
+            sweep = storage.recover_stale(max_recoveries=0, limit=10)
+        assert sweep.failed == [claimed.run.id] and sweep.requeued == []
+        record = storage.get_run(claimed.run.id)
+        assert record is not None and record.status == RunStatus.FAILED
+        assert record.errors[-1]["type"] == "django_durable.WorkerLost"
+
+    def test_promote_due_wakes_only_due_runs(self, storage: Storage) -> None:
+        due, _ = storage.enqueue(new_run(run_after=timezone.now() - timedelta(seconds=1)))
+        storage.enqueue(new_run(run_after=timezone.now() + timedelta(hours=1)))
+        assert storage.promote_due(limit=10) == 1
+        assert storage.promote_due(limit=10) == 0
+        record = storage.get_run(due.id)
+        assert record is not None and record.status == RunStatus.PENDING

@@ -1,0 +1,72 @@
+"""Settings for the test suite. DATABASE_URL picks the database (SQLite by default)."""
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent
+env = environ.Env()
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_durable",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+database = env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+if database["ENGINE"].endswith("sqlite3"):
+    database["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
+    # A file, not memory, so worker subprocesses see the test database.
+    database["TEST"] = {"NAME": str(BASE_DIR / f"test-{os.getpid()}.sqlite3")}
+elif database["ENGINE"].endswith("mysql"):
+    database["OPTIONS"] = {"isolation_level": "read committed", "charset": "utf8mb4"}
+# Worker subprocesses started by the tests connect straight to the test database.
+if os.environ.get("DURABLE_TEST_DB_NAME"):
+    database["NAME"] = os.environ["DURABLE_TEST_DB_NAME"]
+DATABASES = {"default": database}
+
+DURABLE = {
+    "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),
+    "POLL_INTERVAL": 0.1,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_durable": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,94 @@
+"""Jobs the test suite runs, in-process and in real worker subprocesses."""
+
+import os
+import time
+from datetime import timedelta
+
+from django_durable import RetryPolicy, job
+
+from .models import Account, Execution
+
+NO_DELAY_RETRY = RetryPolicy(max_attempts=3, initial_delay=timedelta(0), jitter=0)
+
+
+def executions(run_id, step):
+    return Execution.objects.filter(run_id=run_id, step=step).count()
+
+
+def counted(ctx, step, then=None):
+    """A step body that records each execution before doing ``then``."""
+
+    def body():
+        Execution.objects.create(run_id=ctx.run_id, step=step)
+        return then() if then else step
+
+    return body
+
+
+@job(name="tests.three_steps")
+def three_steps(ctx, pause_in_step_2=0.0):
+    def slow_the_first_time():
+        if executions(ctx.run_id, "step-2") == 1:
+            time.sleep(pause_in_step_2)  # long enough for the test to kill the worker
+        return "step-2"
+
+    return [
+        ctx.step("step-1", counted(ctx, "step-1")),
+        ctx.step("step-2", counted(ctx, "step-2", slow_the_first_time)),
+        ctx.step("step-3", counted(ctx, "step-3")),
+    ]
+
+
+@job(name="tests.fails_in_step_3_once", retry=NO_DELAY_RETRY)
+def fails_in_step_3_once(ctx):
+    def flaky():
+        if ctx.attempt == 1:
+            raise ConnectionError("the service is down")
+        return "step-3"
+
+    for name in ("step-1", "step-2"):
+        ctx.step(name, counted(ctx, name))
+    return ctx.step("step-3", counted(ctx, "step-3", flaky))
+
+
+@job(name="tests.atomic_then_raise")
+def atomic_then_raise(ctx, owner):
+    def create_and_fail():
+        Account.objects.create(owner=owner)
+        raise ValueError("refused after writing")
+
+    return ctx.step("open-account", create_and_fail, atomic=True)
+
+
+@job(name="tests.atomic_ok")
+def atomic_ok(ctx, owner):
+    return ctx.step("open-account", lambda: Account.objects.create(owner=owner).pk, atomic=True)
+
+
+@job(name="tests.renames_its_step", retry=RetryPolicy(max_attempts=5, initial_delay=timedelta(0)))
+def renames_its_step(ctx):
+    # Attempt 1 journals "charge" then fails; attempt 2 asks for "charge-card" there.
+    ctx.step("charge" if ctx.attempt == 1 else "charge-card", lambda: 1)
+    if ctx.attempt == 1:
+        raise RuntimeError("fail the first attempt")
+    return "unreachable"
+
+
+@job(name="tests.returns_object")
+def returns_object(ctx):
+    return ctx.step("make", lambda: object())
+
+
+@job(name="tests.echo")
+def echo(ctx, *args, **kwargs):
+    ctx.log.info("echo %s", args)
+    ctx.progress(1, 1, "done")
+    return {"args": args, "kwargs": kwargs}
+
+
+if os.environ.get("DURABLE_TEST_NEW_CODE"):
+    # Only "newer" worker processes know this job: a rolling deploy.
+
+    @job(name="tests.added_later")
+    def added_later(ctx):
+        return ctx.step("only", lambda: "ran")
