@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Development entry point that needs nothing but Python 3.11+.
+
+    python3 dev.py demo   # run the example project's demo on SQLite
+    python3 dev.py test   # lint, migration check and the test suite
+
+Each creates (once) a virtual environment for the running Python in .venv-X.Y, with
+Django 5.2 LTS on Python 3.11 and Django 6.1 on 3.12+. ``test`` runs the suite once per
+database URL in TEST_DATABASE_URLS (space separated; "sqlite" means a local SQLite file,
+the default); extra arguments go to pytest, e.g. ``python3 dev.py test -k claim``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tomllib
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+VENV = ROOT / f".venv-{PYTHON_VERSION}"
+DJANGO = "Django>=5.2,<5.3" if sys.version_info < (3, 12) else "Django>=6.1,<6.2"
+
+
+def say(message: str) -> None:
+    print(f"\n== {message}", flush=True)
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+    result = subprocess.run([str(part) for part in command], cwd=cwd, env=env)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def ensure_venv(extras: set[str]) -> Path:
+    """The venv's python, with the package (editable), its extras and dev tools installed."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        say(f"creating {VENV.name}")
+        venv.create(VENV, with_pip=True)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dev_tools = pyproject["dependency-groups"]["dev"]
+    extra = f"[{','.join(sorted(extras))}]" if extras else ""
+    wanted = "\n".join([DJANGO, f".{extra}", *dev_tools])
+    stamp = VENV / ".installed"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        say(f"installing {DJANGO} and dependencies into {VENV.name}")
+        run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+        run(python, "-m", "pip", "install", "--quiet", DJANGO, "-e", f".{extra}", *dev_tools)
+        stamp.write_text(wanted)
+    return python
+
+
+def demo() -> None:
+    python = ensure_venv(set())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)  # the demo always runs on SQLite
+    manage = ROOT / "example_project" / "manage.py"
+    run(python, manage, "migrate", "--verbosity", "0", env=env)
+    run(python, manage, "demo", env=env)
+
+
+def test(pytest_args: list[str]) -> None:
+    urls = os.environ.get("TEST_DATABASE_URLS", "sqlite").split()
+    extras = {"postgres" for u in urls if u.startswith("postgres")}
+    extras |= {"mysql" for u in urls if u.startswith("mysql")}
+    python = ensure_venv(extras)
+    base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base_env.pop("DATABASE_URL", None)
+    say("ruff")
+    run(python, "-m", "ruff", "check", ".")
+    say("migrations are up to date")
+    run(python, "-m", "django", "makemigrations", "--check", "--dry-run",
+        env={**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+    failed = []
+    for url in urls:
+        label = url.split(":", 1)[0]
+        env = dict(base_env) if url == "sqlite" else {**base_env, "DATABASE_URL": url}
+        say(f"tests on {label} (Python {PYTHON_VERSION}, {DJANGO})")
+        started = time.monotonic()
+        code = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env).returncode
+        print(f"-- {label}: exit {code} in {time.monotonic() - started:.0f}s", flush=True)
+        if code:
+            failed.append(label)
+    if failed:
+        say(f"FAILED on: {', '.join(failed)}")
+        sys.exit(1)
+    say(f"all tests passed on: {', '.join(u.split(':', 1)[0] for u in urls)}")
+
+
+def main() -> None:
+    command, *rest = sys.argv[1:] or ["help"]
+    if command == "demo":
+        demo()
+    elif command == "test":
+        test(rest)
+    else:
+        print(__doc__)
+        sys.exit(0 if command in ("help", "-h", "--help") else 2)
+
+
+if __name__ == "__main__":
+    main()

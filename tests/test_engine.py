@@ -1,0 +1,270 @@
+"""The engine in-process: replay, retries, atomic steps, non-determinism, bad results."""
+
+import logging
+import uuid
+
+import pytest
+
+from django_durable import RunStatus, StepFailed, get_run, job
+from django_durable import signals
+from django_durable.exceptions import LeaseLost
+from django_durable.models import Run, RunLog, Step
+from django_durable.runner import execute_run
+from django_durable.storage import get_storage
+from django_durable.testing import run_until_idle
+from tests.testapp import jobs
+from tests.testapp.models import Account, Execution
+
+pytestmark = pytest.mark.django_db
+
+
+def counts(run_id):
+    return {
+        name: Execution.objects.filter(run_id=run_id, step=name).count()
+        for name in ("step-1", "step-2", "step-3")
+    }
+
+
+def test_run_completes_with_its_journal():
+    handle = jobs.three_steps.enqueue()
+    assert run_until_idle() == 1
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED
+    assert handle.output == ["step-1", "step-2", "step-3"]
+    assert list(Step.objects.filter(run_id=handle.id).values_list("position", "name", "status")) == [
+        (0, "step-1", "completed"),
+        (1, "step-2", "completed"),
+        (2, "step-3", "completed"),
+    ]
+    assert counts(handle.id) == {"step-1": 1, "step-2": 1, "step-3": 1}
+
+
+def test_failed_attempt_resumes_at_the_failed_step():
+    handle = jobs.fails_in_step_3_once.enqueue()
+    assert run_until_idle() == 2  # attempt 1 fails in step 3, attempt 2 completes
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED and handle.attempt == 2
+    assert counts(handle.id) == {"step-1": 1, "step-2": 1, "step-3": 2}
+    (error,) = handle.errors
+    assert error["attempt"] == 1
+    assert error["type"] == "django_durable.exceptions.StepFailed"
+    assert "ConnectionError: the service is down" in error["traceback"]
+    step_3 = Step.objects.get(run_id=handle.id, position=2)
+    assert (step_3.status, step_3.run_attempt) == ("completed", 2)
+
+
+def test_without_a_retry_policy_a_failure_is_final():
+    @job(name="tests.always_fails")
+    def always_fails(ctx):
+        ctx.step("boom", lambda: 1 / 0)
+
+    handle = always_fails.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED and handle.attempt == 1
+    assert handle.output is None
+    step = Step.objects.get(run_id=handle.id)
+    assert step.status == "failed" and step.error["type"] == "builtins.ZeroDivisionError"
+    assert "ZeroDivisionError" in handle.error["traceback"]
+
+
+def test_step_failed_is_raised_live_with_the_cause_and_on_replay():
+    seen = []
+
+    @job(name="tests.catches_step_failed", retry=jobs.NO_DELAY_RETRY)
+    def catches(ctx):
+        try:
+            ctx.step("bad", lambda: int("x"))
+        except StepFailed as failure:
+            seen.append((ctx.attempt, failure.name, failure.error_type, type(failure.__cause__)))
+        ctx.step("after", lambda: None)
+        if ctx.attempt == 1:
+            raise RuntimeError("force a second attempt that replays the failed step")
+        return "done"
+
+    handle = catches.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED
+    assert seen == [
+        (1, "bad", "builtins.ValueError", ValueError),
+        (2, "bad", "builtins.ValueError", type(None)),  # replayed from the journal
+    ]
+
+
+def test_step_level_retry_happens_inside_one_attempt():
+    calls = []
+
+    @job(name="tests.step_retry")
+    def step_retry(ctx):
+        def flaky():
+            calls.append(1)
+            if len(calls) < 3:
+                raise ConnectionError("again")
+            return "ok"
+
+        return ctx.step("flaky", flaky, retry=jobs.NO_DELAY_RETRY)
+
+    handle = step_retry.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED and handle.attempt == 1
+    assert Step.objects.get(run_id=handle.id).attempts == 3
+
+
+def test_atomic_step_that_raises_leaves_no_writes_and_no_checkpoint():
+    handle = jobs.atomic_then_raise.enqueue("alice")
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED
+    assert not Account.objects.filter(owner="alice").exists()
+    assert not Step.objects.filter(run_id=handle.id, status="completed").exists()
+    failed = Step.objects.get(run_id=handle.id)
+    assert failed.status == "failed" and failed.error["message"] == "refused after writing"
+
+
+def test_atomic_step_commits_its_writes_with_the_checkpoint():
+    handle = jobs.atomic_ok.enqueue("bob")
+    run_until_idle()
+    handle.refresh()
+    account = Account.objects.get(owner="bob")
+    assert handle.status == RunStatus.COMPLETED and handle.output == account.pk
+    assert Step.objects.get(run_id=handle.id).result == account.pk
+
+
+def test_atomic_step_of_a_lost_lease_writes_nothing():
+    jobs.atomic_ok.enqueue("carol")
+    storage = get_storage()
+    (claimed,) = storage.claim(owner="w", job_names=["tests.atomic_ok"], queues=None, limit=1)
+    Run.objects.filter(pk=claimed.run.id).update(lease_token=uuid.uuid4())  # another worker took it
+    assert execute_run(storage, claimed, jobs.atomic_ok) is None
+    assert not Account.objects.filter(owner="carol").exists()
+    assert not Step.objects.filter(run_id=claimed.run.id).exists()
+
+
+def test_non_determinism_fails_the_run_by_name_without_retrying():
+    handle = jobs.renames_its_step.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED and handle.attempt == 2  # policy allowed 5
+    error = handle.error
+    assert error["type"] == "django_durable.exceptions.NonDeterminismError"
+    assert "position 0 holds step 'charge' but the job now asks for step 'charge-card'" in (
+        error["message"]
+    )
+
+
+def test_step_returning_a_non_json_value_fails_naming_the_step_and_type():
+    handle = jobs.returns_object.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED
+    assert handle.error["type"] == "builtins.TypeError"
+    assert "the result of step 'make' is a builtins.object" in handle.error["message"]
+    assert Step.objects.get(run_id=handle.id).status == "failed"
+
+
+def test_non_json_output_fails_the_run():
+    @job(name="tests.bad_output")
+    def bad_output(ctx):
+        return {"when": object()}
+
+    handle = bad_output.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED
+    assert "the output of tests.bad_output['when'] is a builtins.object" in handle.error["message"]
+
+
+def test_logs_progress_and_stdlib_logging(caplog):
+    handle = jobs.echo.enqueue(1, 2, k="v")
+    with caplog.at_level(logging.INFO, logger="django_durable.job.tests.echo"):
+        run_until_idle()
+    handle.refresh()
+    assert handle.output == {"args": [1, 2], "kwargs": {"k": "v"}}
+    assert list(RunLog.objects.filter(run_id=handle.id).values_list("level", "message")) == [
+        (logging.INFO, "echo (1, 2)")
+    ]
+    assert Run.objects.get(pk=handle.id).progress == {"done": 1, "total": 1, "message": "done"}
+    assert "echo (1, 2)" in caplog.text
+
+
+def test_many_logs_are_flushed_in_batches(settings):
+    settings.DURABLE = {"LOG_BUFFER_SIZE": 10}
+
+    @job(name="tests.chatty")
+    def chatty(ctx):
+        for i in range(25):
+            ctx.log.debug("line %d", i)
+        return None
+
+    handle = chatty.enqueue()
+    run_until_idle()
+    assert RunLog.objects.filter(run_id=handle.id).count() == 25
+
+
+def test_lifecycle_and_step_signals():
+    events = []
+
+    def on(name):
+        def receiver(sender, run, **kwargs):
+            events.append((name, kwargs["step"].name if "step" in kwargs else None))
+
+        return receiver
+
+    receivers = {
+        signals.run_started: on("started"),
+        signals.run_completed: on("completed"),
+        signals.run_failed: on("failed"),
+        signals.step_completed: on("step_completed"),
+        signals.step_failed: on("step_failed"),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver)
+    try:
+        jobs.three_steps.enqueue()
+        run_until_idle()
+        jobs.atomic_then_raise.enqueue("dave")
+        run_until_idle()
+    finally:
+        for signal, receiver in receivers.items():
+            signal.disconnect(receiver)
+    assert events == [
+        ("started", None),
+        ("step_completed", "step-1"),
+        ("step_completed", "step-2"),
+        ("step_completed", "step-3"),
+        ("completed", None),
+        ("started", None),
+        ("step_failed", "open-account"),
+        ("failed", None),
+    ]
+
+
+def test_a_replayed_run_does_not_rerun_committed_steps():
+    handle = jobs.three_steps.enqueue()
+    storage = get_storage()
+    (claimed,) = storage.claim(owner="w", job_names=["tests.three_steps"], queues=None, limit=1)
+    # Simulate a worker that journaled step 1 and then died, then release the run.
+    from django_durable.context import RunContext
+
+    ctx = RunContext(storage, claimed, [])
+    ctx.step("step-1", lambda: "step-1")
+    ctx.flush()
+    storage.release(claimed.lease, ctx.take_pending())
+    run_until_idle()
+    assert get_run(handle.id).status == RunStatus.COMPLETED
+    assert counts(handle.id) == {"step-1": 0, "step-2": 1, "step-3": 1}
+
+
+def test_writes_after_losing_the_lease_raise_lease_lost():
+    jobs.echo.enqueue()
+    storage = get_storage()
+    (claimed,) = storage.claim(owner="w", job_names=["tests.echo"], queues=None, limit=1)
+    Run.objects.filter(pk=claimed.run.id).update(lease_token=uuid.uuid4())
+    from django_durable.context import RunContext
+
+    ctx = RunContext(storage, claimed, [])
+    ctx.step("one", lambda: 1)
+    with pytest.raises(LeaseLost):
+        ctx.step("two", lambda: 2)  # flushing step one's checkpoint is fenced out
