@@ -23,7 +23,7 @@ from .exceptions import LeaseLost, NonDeterminismError, StepFailed
 from .payloads import to_json
 from .retry import RetryPolicy
 from .status import StepKind, StepStatus
-from .storage.base import Checkpoint, ClaimedRun, LogRecord, Storage, StepRecord
+from .storage.base import Checkpoint, ClaimedRun, LogRecord, StepRecord, Storage
 
 T = TypeVar("T")
 
@@ -120,7 +120,9 @@ class RunContext:
         started = timezone.now()
 
         def record(result: Any, attempts: int) -> StepRecord:
-            return self._entry(position, name, StepStatus.COMPLETED, result, None, attempts, started)
+            return self._entry(
+                position, name, StepStatus.COMPLETED, result, None, attempts, started
+            )
 
         def run_plain(attempts: int) -> Any:
             result = self._json_result(name, fn())
@@ -257,7 +259,11 @@ class RunContext:
     def announce(self, written: Checkpoint) -> None:
         """Send step signals for journal entries that were just committed."""
         for step in written.steps:
-            signal = signals.step_completed if step.status == StepStatus.COMPLETED else signals.step_failed
+            signal = (
+                signals.step_completed
+                if step.status == StepStatus.COMPLETED
+                else signals.step_failed
+            )
             if signal.has_listeners():
                 signal.send_robust(sender=RunContext, run=self.run_id, step=step)
 

@@ -113,6 +113,10 @@ class Job:
         return await sync_to_async(self.enqueue)(*args, **kwargs)
 
 
+def _origin(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
 def _register(func: Callable[..., Any], **options: Any) -> Job:
     if inspect.iscoroutinefunction(func):
         raise TypeError(
@@ -120,21 +124,21 @@ def _register(func: Callable[..., Any], **options: Any) -> Job:
             "(def) job functions for now"
         )
     params = list(inspect.signature(func).parameters.values())
-    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
-        raise TypeError(f"{func.__qualname__} must take the run context (ctx) as its first argument")
+    if not params or params[0].kind not in (
+        params[0].POSITIONAL_ONLY,
+        params[0].POSITIONAL_OR_KEYWORD,
+    ):
+        raise TypeError(
+            f"{func.__qualname__} must take the run context (ctx) as its first argument"
+        )
     name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
     new = Job(func=func, name=name, **options)
     existing = _registry.get(name)
-    if existing is not None and existing.func is not func:
-        # A module re-imported under the same name is fine; two functions with one name is not.
-        if (existing.func.__module__, existing.func.__qualname__) != (
-            func.__module__,
-            func.__qualname__,
-        ):
-            raise ValueError(
-                f"two jobs are named {name!r}: {existing.func.__module__}."
-                f"{existing.func.__qualname__} and {func.__module__}.{func.__qualname__}"
-            )
+    # A module imported twice re-registers the same function; two functions, one name is a bug.
+    if existing is not None and _origin(existing.func) != _origin(func):
+        raise ValueError(
+            f"two jobs are named {name!r}: {_origin(existing.func)} and {_origin(func)}"
+        )
     _registry[name] = new
     return new
 

@@ -27,13 +27,14 @@ class Run(models.Model):
     errors = models.JSONField(default=list, blank=True)
     attempt = models.PositiveIntegerField(default=1)
     recoveries = models.PositiveIntegerField(default=0)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
-    concurrency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", means "no key": NULLs never collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # Ordering key among runnable runs: the enqueue time, or the time the caller asked for.
     run_after = models.DateTimeField(default=timezone.now)
     # When a waiting run becomes runnable again (future run_after, retry backoff, sleep).
     wake_at = models.DateTimeField(null=True, blank=True)
-    lease_owner = models.CharField(max_length=255, null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)

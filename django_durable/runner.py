@@ -28,9 +28,7 @@ def execute_run(storage: Storage, claimed: ClaimedRun, job: Job) -> RunStatus | 
     run = claimed.run
     began = time.monotonic()
     journal = [] if claimed.fresh else storage.load_journal(run.id)
-    ctx = RunContext(
-        storage, claimed, journal, log_buffer_size=durable_settings.LOG_BUFFER_SIZE
-    )
+    ctx = RunContext(storage, claimed, journal, log_buffer_size=durable_settings.LOG_BUFFER_SIZE)
     _send(signals.run_started, run.id, storage)
     try:
         output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
@@ -48,7 +46,10 @@ def execute_run(storage: Storage, claimed: ClaimedRun, job: Job) -> RunStatus | 
     ctx.announce(pending)
     logger.info(
         "run=%s job=%s attempt=%s outcome=completed duration=%.3f",
-        run.id, run.job_name, run.attempt, time.monotonic() - began,
+        run.id,
+        run.job_name,
+        run.attempt,
+        time.monotonic() - began,
     )
     _send(signals.run_completed, run.id, storage)
     return RunStatus.COMPLETED
@@ -79,8 +80,13 @@ def _record_failure(
     logger.log(
         logging.ERROR if retry_delay is None else logging.WARNING,
         "run=%s job=%s attempt=%s outcome=%s duration=%.3f error=%s: %s%s",
-        run.id, run.job_name, run.attempt, outcome, time.monotonic() - began,
-        type(error).__name__, error,
+        run.id,
+        run.job_name,
+        run.attempt,
+        outcome,
+        time.monotonic() - began,
+        type(error).__name__,
+        error,
         "" if retry_delay is None else f" retry_in={retry_delay:.3f}",
     )
     if retry_delay is None:

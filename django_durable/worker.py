@@ -72,7 +72,10 @@ class Worker:
     def run(self) -> None:
         logger.info(
             "worker=%s event=started queues=%s concurrency=%s jobs=%s",
-            self.worker_id, ",".join(self.queues or ["*"]), self.concurrency, len(self.jobs),
+            self.worker_id,
+            ",".join(self.queues or ["*"]),
+            self.concurrency,
+            len(self.jobs),
         )
         slots = [
             threading.Thread(target=self._slot, name=f"durable-slot-{i}", daemon=True)
@@ -126,7 +129,9 @@ class Worker:
         for run_id in swept.requeued:
             logger.warning("worker=%s run=%s event=recovered_stale_lease", self.worker_id, run_id)
         for run_id in swept.failed:
-            logger.error("worker=%s run=%s event=failed_too_many_recoveries", self.worker_id, run_id)
+            logger.error(
+                "worker=%s run=%s event=failed_too_many_recoveries", self.worker_id, run_id
+            )
         self.storage.promote_due(limit=SWEEP_BATCH)
 
     def _claim(self) -> list[ClaimedRun]:
@@ -149,7 +154,9 @@ class Worker:
             logger.warning(
                 "worker=%s job=%s pending=%s event=job_not_registered "
                 "hint=no worker knows this job; deploy code that defines it",
-                self.worker_id, name, count,
+                self.worker_id,
+                name,
+                count,
             )
 
     # -- slot threads ----------------------------------------------------------------------
@@ -161,8 +168,9 @@ class Worker:
                     execute_run(self.storage, claimed, self.jobs[claimed.run.job_name])
                 except Exception:
                     # The lease expires and another worker recovers the run.
-                    logger.exception("worker=%s run=%s event=execution_error",
-                                     self.worker_id, claimed.run.id)
+                    logger.exception(
+                        "worker=%s run=%s event=execution_error", self.worker_id, claimed.run.id
+                    )
                     close_old_connections()
                 finally:
                     with self._lock:

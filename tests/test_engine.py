@@ -5,8 +5,7 @@ import uuid
 
 import pytest
 
-from django_durable import RunStatus, StepFailed, get_run, job
-from django_durable import signals
+from django_durable import RunStatus, StepFailed, get_run, job, signals
 from django_durable.exceptions import LeaseLost
 from django_durable.models import Run, RunLog, Step
 from django_durable.runner import execute_run
@@ -31,7 +30,9 @@ def test_run_completes_with_its_journal():
     handle.refresh()
     assert handle.status == RunStatus.COMPLETED
     assert handle.output == ["step-1", "step-2", "step-3"]
-    assert list(Step.objects.filter(run_id=handle.id).values_list("position", "name", "status")) == [
+    assert list(
+        Step.objects.filter(run_id=handle.id).values_list("position", "name", "status")
+    ) == [
         (0, "step-1", "completed"),
         (1, "step-2", "completed"),
         (2, "step-3", "completed"),
@@ -149,8 +150,9 @@ def test_non_determinism_fails_the_run_by_name_without_retrying():
     assert handle.status == RunStatus.FAILED and handle.attempt == 2  # policy allowed 5
     error = handle.error
     assert error["type"] == "django_durable.exceptions.NonDeterminismError"
-    assert "position 0 holds step 'charge' but the job now asks for step 'charge-card'" in (
-        error["message"]
+    assert (
+        "position 0 holds step 'charge' but the job now asks for step 'charge-card'"
+        in (error["message"])
     )
 
 

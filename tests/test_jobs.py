@@ -14,8 +14,8 @@ from django_durable import (
     get_run,
     job,
     registered_jobs,
+    signals,
 )
-from django_durable import signals
 from django_durable.models import Run
 from tests.testapp.jobs import echo
 
@@ -25,7 +25,10 @@ def test_job_names_default_to_module_and_qualname():
         return None
 
     registered = job(sample)
-    assert registered.name == "tests.test_jobs.test_job_names_default_to_module_and_qualname.<locals>.sample"
+    assert (
+        registered.name
+        == "tests.test_jobs.test_job_names_default_to_module_and_qualname.<locals>.sample"
+    )
     assert get_job(registered.name) is registered
 
 
@@ -51,7 +54,7 @@ def test_two_functions_cannot_share_a_name():
         return 2
 
     job(name="tests.clash")(one)
-    with pytest.raises(ValueError, match="two jobs are named 'tests.clash'"):
+    with pytest.raises(ValueError, match=r"two jobs are named 'tests\.clash'"):
         job(name="tests.clash")(two)
 
 
@@ -120,7 +123,7 @@ def test_non_json_arguments_are_refused_and_nothing_is_stored(args, kwargs, erro
 @pytest.mark.django_db
 def test_oversized_arguments_are_refused(settings):
     settings.DURABLE = {"MAX_PAYLOAD_BYTES": 1000}
-    with pytest.raises(ValueError, match="argument 'blob' of tests.echo is 1002 bytes"):
+    with pytest.raises(ValueError, match=r"argument 'blob' of tests\.echo is 1002 bytes"):
         echo.enqueue(blob="x" * 1000)
     assert not Run.objects.exists()
 

@@ -32,9 +32,7 @@ def test_should_retry_respects_attempts_and_exception_types():
     assert not policy.should_retry(1, ValueError())
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"max_attempts": 0}, {"backoff_factor": 0.5}, {"jitter": 2}]
-)
+@pytest.mark.parametrize("kwargs", [{"max_attempts": 0}, {"backoff_factor": 0.5}, {"jitter": 2}])
 def test_invalid_policies_are_refused(kwargs):
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)

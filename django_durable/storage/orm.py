@@ -27,7 +27,7 @@ from .base import (
 )
 from .dbclock import DbNow
 
-RUN_FIELDS = tuple(f for f in RunRecord.__slots__ if f not in {"parent_id"}) + ("parent",)
+RUN_FIELDS = (*(f for f in RunRecord.__slots__ if f != "parent_id"), "parent")
 STEP_FIELDS = StepRecord.__slots__
 
 
@@ -75,9 +75,11 @@ class ORMStorage:
 
     def _fence(self, lease: Lease, **changes: Any) -> None:
         """The fencing update: change the run only while ``lease`` still owns it."""
-        updated = self._runs().filter(
-            pk=lease.run_id, lease_token=lease.token, status=RunStatus.RUNNING
-        ).update(**changes)
+        updated = (
+            self._runs()
+            .filter(pk=lease.run_id, lease_token=lease.token, status=RunStatus.RUNNING)
+            .update(**changes)
+        )
         if not updated:
             raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
@@ -134,9 +136,11 @@ class ORMStorage:
             with transaction.atomic(using=self.alias):
                 run.save(using=self.alias, force_insert=True)
         except IntegrityError:
-            existing = self._runs().filter(
-                job_name=new.job_name, idempotency_key=new.idempotency_key
-            ).first()
+            existing = (
+                self._runs()
+                .filter(job_name=new.job_name, idempotency_key=new.idempotency_key)
+                .first()
+            )
             if existing is None:  # the conflicting row was deleted meanwhile
                 raise
             return _run_record(existing), False
@@ -293,19 +297,25 @@ class ORMStorage:
                 "attempt": F("attempt") + 1,
             }
         with transaction.atomic(using=self.alias):
-            self._fence(lease, errors=errors, **changes, **_CLEAR_LEASE, **self._progress(checkpoint))
+            self._fence(
+                lease, errors=errors, **changes, **_CLEAR_LEASE, **self._progress(checkpoint)
+            )
             self._write(lease, checkpoint)
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
         with transaction.atomic(using=self.alias):
-            self._fence(lease, status=RunStatus.PENDING, **_CLEAR_LEASE, **self._progress(checkpoint))
+            self._fence(
+                lease, status=RunStatus.PENDING, **_CLEAR_LEASE, **self._progress(checkpoint)
+            )
             self._write(lease, checkpoint)
 
     # -- housekeeping any worker does ------------------------------------------------------
 
     def heartbeat(self, owner: str) -> int:
-        return self._runs().filter(status=RunStatus.RUNNING, lease_owner=owner).update(
-            lease_expires_at=self._lease_expiry()
+        return (
+            self._runs()
+            .filter(status=RunStatus.RUNNING, lease_owner=owner)
+            .update(lease_expires_at=self._lease_expiry())
         )
 
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
@@ -331,18 +341,24 @@ class ORMStorage:
                     f"(DURABLE['MAX_RECOVERIES'] is {max_recoveries})",
                     "traceback": "",
                 }
-                if self._runs().filter(pk=pk, **expired).update(
-                    status=RunStatus.FAILED,
-                    errors=[*errors, lost],
-                    finished_at=timezone.now(),
-                    **_CLEAR_LEASE,
+                if (
+                    self._runs()
+                    .filter(pk=pk, **expired)
+                    .update(
+                        status=RunStatus.FAILED,
+                        errors=[*errors, lost],
+                        finished_at=timezone.now(),
+                        **_CLEAR_LEASE,
+                    )
                 ):
                     failed.append(pk)
         return StaleSweep(requeued=requeue, failed=failed)
 
     def promote_due(self, *, limit: int) -> int:
         due = dict(status=RunStatus.WAITING, wake_at__lte=DbNow())
-        ids = list(self._runs().filter(**due).order_by("wake_at").values_list("pk", flat=True)[:limit])
+        ids = list(
+            self._runs().filter(**due).order_by("wake_at").values_list("pk", flat=True)[:limit]
+        )
         if not ids:
             return 0
         return self._runs().filter(pk__in=ids, **due).update(status=RunStatus.PENDING, wake_at=None)

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from ..exceptions import LeaseLost
 from ..status import RunStatus, StepKind, StepStatus
-from ..storage.base import Checkpoint, ClaimedRun, LogRecord, NewRun, Storage, StepRecord
+from ..storage.base import Checkpoint, ClaimedRun, LogRecord, NewRun, StepRecord, Storage
 
 JOB = "conformance.job"
 OTHER_JOB = "conformance.other"

@@ -8,8 +8,14 @@ class Execution(models.Model):
     step = models.CharField(max_length=50)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self):
+        return f"{self.step} of {self.run_id}"
+
 
 class Account(models.Model):
     """A row written by atomic steps."""
 
     owner = models.CharField(max_length=50)
+
+    def __str__(self):
+        return self.owner

@@ -34,22 +34,34 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--queue", action="append", dest="queues", metavar="NAME",
+            "--queue",
+            action="append",
+            dest="queues",
+            metavar="NAME",
             help="Queue to take runs from; repeat for several (default: default).",
         )
         parser.add_argument(
-            "--concurrency", type=positive_int, default=1, metavar="N",
+            "--concurrency",
+            type=positive_int,
+            default=1,
+            metavar="N",
             help="Runs executed at once, one thread and connection each (default: 1).",
         )
         parser.add_argument(
-            "--burst", action="store_true",
+            "--burst",
+            action="store_true",
             help="Exit 0 once no runnable work is left instead of waiting for more.",
         )
         parser.add_argument(
-            "--poll-interval", type=positive_float, default=None, metavar="SECONDS",
+            "--poll-interval",
+            type=positive_float,
+            default=None,
+            metavar="SECONDS",
             help="Seconds between looks for work when idle (default: DURABLE['POLL_INTERVAL'], 1).",
         )
-        parser.add_argument("--worker-id", default=None, help="Name in leases and logs (default: host:pid:random).")
+        parser.add_argument(
+            "--worker-id", default=None, help="Name in leases and logs (default: host:pid:random)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options["verbosity"])
@@ -85,5 +97,7 @@ class Command(BaseCommand):
         package_logger.setLevel(VERBOSITY_LEVELS.get(verbosity, logging.DEBUG))
         if not logging.getLogger().handlers and not package_logger.handlers:
             handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+            )
             package_logger.addHandler(handler)
