@@ -74,15 +74,24 @@ def test(pytest_args: list[str]) -> None:
     say("ruff")
     run(python, "-m", "ruff", "check", ".")
     say("migrations are up to date")
-    run(python, "-m", "django", "makemigrations", "--check", "--dry-run",
-        env={**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+    run(
+        python,
+        "-m",
+        "django",
+        "makemigrations",
+        "--check",
+        "--dry-run",
+        env={**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
     failed = []
     for url in urls:
         label = url.split(":", 1)[0]
         env = dict(base_env) if url == "sqlite" else {**base_env, "DATABASE_URL": url}
         say(f"tests on {label} (Python {PYTHON_VERSION}, {DJANGO})")
         started = time.monotonic()
-        code = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env).returncode
+        code = subprocess.run(
+            [str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env
+        ).returncode
         print(f"-- {label}: exit {code} in {time.monotonic() - started:.0f}s", flush=True)
         if code:
             failed.append(label)
