@@ -163,7 +163,8 @@ def test_step_returning_a_non_json_value_fails_naming_the_step_and_type():
     assert handle.status == RunStatus.FAILED
     assert handle.error["type"] == "builtins.TypeError"
     assert "the result of step 'make' is a builtins.object" in handle.error["message"]
-    assert Step.objects.get(run_id=handle.id).status == "failed"
+    journal = Step.objects.filter(run_id=handle.id).values_list("name", "status", "result")
+    assert list(journal) == [("fine", "completed", "kept"), ("make", "failed", None)]
 
 
 def test_non_json_output_fails_the_run():

@@ -76,6 +76,7 @@ def renames_its_step(ctx):
 
 @job(name="tests.returns_object")
 def returns_object(ctx):
+    ctx.step("fine", lambda: "kept")
     return ctx.step("make", lambda: object())
 
 
