@@ -73,6 +73,8 @@ def test(pytest_args: list[str]) -> None:
     base_env.pop("DATABASE_URL", None)
     say("ruff")
     run(python, "-m", "ruff", "check", ".")
+    say("mypy")
+    run(python, "-m", "mypy", env=base_env)
     say("migrations are up to date")
     run(
         python,

@@ -40,7 +40,7 @@ def describe_error(error: BaseException, attempt: int) -> dict[str, Any]:
     }
 
 
-class RunLogger(logging.LoggerAdapter):
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
     """``ctx.log``: passes records to stdlib logging and keeps them with the run."""
 
     def __init__(self, ctx: RunContext, name: str) -> None:

@@ -3,11 +3,12 @@
 import os
 import time
 import uuid
+from collections.abc import Callable
 
 
 def uuid7() -> uuid.UUID:
     """Return a UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then random bits."""
-    native = getattr(uuid, "uuid7", None)  # Python 3.14+
+    native: Callable[[], uuid.UUID] | None = getattr(uuid, "uuid7", None)  # Python 3.14+
     if native is not None:
         return native()
     millis = time.time_ns() // 1_000_000

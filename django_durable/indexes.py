@@ -20,7 +20,7 @@ class PartialIndexWhereSupported(models.Index):
         self.where = where
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    def deconstruct(self) -> Any:
         path, args, kwargs = super().deconstruct()
         kwargs["where"] = self.where
         return path, args, kwargs

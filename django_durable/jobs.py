@@ -10,6 +10,7 @@ from typing import Any, overload
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.utils import timezone
 
 from . import signals
 from .conf import durable_settings
@@ -63,7 +64,7 @@ class Job:
         queue_name: str = _UNSET,
     ) -> Job:
         """A copy of this job with other enqueue options (the registry is unchanged)."""
-        changes = {
+        changes: dict[str, Any] = {
             name: value
             for name, value in {
                 "idempotency_key": idempotency_key,
@@ -74,10 +75,8 @@ class Job:
             }.items()
             if value is not _UNSET
         }
-        if isinstance(changes.get("run_after"), timedelta):
-            from django.utils import timezone
-
-            changes["run_after"] = timezone.now() + changes["run_after"]
+        if isinstance(run_after, timedelta):
+            changes["run_after"] = timezone.now() + run_after
         return replace(self, **changes)
 
     def enqueue(self, *args: Any, **kwargs: Any) -> RunHandle:

@@ -96,7 +96,7 @@ class Worker:
     # -- main thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
-        next_heartbeat = next_report = 0.0
+        next_heartbeat = next_report = next_sweep = 0.0
         while not self._stopping.is_set():
             now = time.monotonic()
             try:
@@ -106,7 +106,10 @@ class Worker:
                 if now >= next_report:
                     self._report_unknown_jobs()
                     next_report = now + UNKNOWN_JOBS_REPORT_INTERVAL
-                self._sweep()
+                # Sweeping is housekeeping, kept off the claim path of a busy worker.
+                if now >= next_sweep:
+                    self._sweep()
+                    next_sweep = now + self.poll_interval
                 claimed = self._claim()
             except DatabaseError as error:
                 logger.warning("worker=%s event=database_error error=%s", self.worker_id, error)

@@ -17,16 +17,22 @@ class DbNow(models.Func):
         self.seconds = float(seconds)
         super().__init__()
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        return "(STATEMENT_TIMESTAMP() + make_interval(secs => %s))", [self.seconds]
+    def as_postgresql(
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        return "(STATEMENT_TIMESTAMP() + make_interval(secs => %s))", (self.seconds,)
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, tuple[Any, ...]]:
         # CURRENT_TIMESTAMP follows the session time zone; stored datetimes are UTC.
-        return "(UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND)", [round(self.seconds * 1e6)]
+        return "(UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND)", (round(self.seconds * 1e6),)
 
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_sqlite(
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
         # Same text format Django stores, so comparisons between the two are ordered.
-        return "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW', %s)", [f"{self.seconds:+.6f} seconds"]
+        return "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW', %s)", (f"{self.seconds:+.6f} seconds",)
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+    def as_sql(  # type: ignore[override]
+        self, compiler: Any, connection: Any, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
         raise NotImplementedError(f"django_durable does not support {connection.vendor}")

@@ -225,7 +225,8 @@ class ORMStorage:
         connection = connections[self.alias]
         ops = connection.ops
         table = ops.quote_name(Run._meta.db_table)
-        columns = ", ".join(ops.quote_name(Run._meta.get_field(f).column) for f in RUN_FIELDS)
+        column_of = {field.name: str(field.column) for field in Run._meta.concrete_fields}
+        columns = ", ".join(ops.quote_name(column_of[name]) for name in RUN_FIELDS)
         job_marks = ", ".join(["%s"] * len(job_names))
         where = f"status = %s AND job_name IN ({job_marks})"
         params: list[Any] = [RunStatus.PENDING, *job_names]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from django.utils import timezone
 
 from ..exceptions import LeaseLost
 from ..status import RunStatus, StepKind, StepStatus
-from ..storage.base import Checkpoint, ClaimedRun, LogRecord, NewRun, StepRecord, Storage
+from ..storage.base import Checkpoint, ClaimedRun, Lease, LogRecord, NewRun, StepRecord, Storage
 
 JOB = "conformance.job"
 OTHER_JOB = "conformance.other"
@@ -180,13 +181,14 @@ class StorageConformance:
     def test_fencing_rejects_a_stale_token(self, storage: Storage) -> None:
         storage.enqueue(new_run())
         claimed = self.claim_one(storage)
-        forged = type(claimed.lease)(run_id=claimed.run.id, token=uuid.uuid4(), owner="w1")
-        for write in (
+        forged = Lease(run_id=claimed.run.id, token=uuid.uuid4(), owner="w1")
+        writes: list[Callable[[], object]] = [
             lambda: storage.checkpoint(forged, Checkpoint(steps=[step(0)])),
             lambda: storage.complete(forged, 1, Checkpoint()),
             lambda: storage.fail(forged, errors=[], checkpoint=Checkpoint(), retry_delay=None),
             lambda: storage.release(forged, Checkpoint()),
-        ):
+        ]
+        for write in writes:
             with pytest.raises(LeaseLost):
                 write()
         with pytest.raises(LeaseLost), storage.fenced_transaction(forged):
