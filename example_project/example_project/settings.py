@@ -66,6 +66,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL;",
     }
+elif DATABASES["default"]["ENGINE"].endswith("mysql"):
+    # READ COMMITTED, as django_durable expects on MySQL/MariaDB: no gap locks around the
+    # workers' SKIP LOCKED claims, and every statement sees the latest commits.
+    DATABASES["default"]["OPTIONS"] = {"isolation_level": "read committed", "charset": "utf8mb4"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
