@@ -61,7 +61,8 @@ class Worker:
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._inbox: queue.Queue[ClaimedRun | None] = queue.Queue()
-        self._busy = 0
+        # Runs claimed and not yet finished or given up; only these are heartbeated.
+        self._active: set[uuid.UUID] = set()
         self._lock = threading.Lock()
 
     def stop(self) -> None:
@@ -101,7 +102,9 @@ class Worker:
             now = time.monotonic()
             try:
                 if now >= next_heartbeat:
-                    self.storage.heartbeat(self.worker_id)
+                    with self._lock:
+                        active = list(self._active)
+                    self.storage.heartbeat(self.worker_id, active)
                     next_heartbeat = now + durable_settings.heartbeat_interval
                 if now >= next_report:
                     self._report_unknown_jobs()
@@ -117,7 +120,7 @@ class Worker:
                 self._stopping.wait(self.poll_interval)
                 continue
             with self._lock:
-                busy = self._busy
+                busy = len(self._active)
             if claimed and busy < self.concurrency:
                 continue  # more slots free: claim again at once
             if self.burst and not claimed and busy == 0:
@@ -139,17 +142,16 @@ class Worker:
 
     def _claim(self) -> list[ClaimedRun]:
         with self._lock:
-            free = self.concurrency - self._busy
+            free = self.concurrency - len(self._active)
         if free <= 0:
             return []
         claimed = self.storage.claim(
             owner=self.worker_id, job_names=self.jobs, queues=self.queues, limit=free
         )
-        if claimed:
-            with self._lock:
-                self._busy += len(claimed)
-            for item in claimed:
-                self._inbox.put(item)
+        with self._lock:
+            self._active.update(item.run.id for item in claimed)
+        for item in claimed:
+            self._inbox.put(item)
         return claimed
 
     def _report_unknown_jobs(self) -> None:
@@ -170,14 +172,16 @@ class Worker:
                 try:
                     execute_run(self.storage, claimed, self.jobs[claimed.run.job_name])
                 except Exception:
-                    # The lease expires and another worker recovers the run.
+                    # No longer heartbeated, the lease expires and another worker recovers
+                    # the run. That counts a recovery, so a run that always breaks its
+                    # worker ends failed instead of looping.
                     logger.exception(
                         "worker=%s run=%s event=execution_error", self.worker_id, claimed.run.id
                     )
                     close_old_connections()
                 finally:
                     with self._lock:
-                        self._busy -= 1
+                        self._active.discard(claimed.run.id)
                         self.processed += 1
                     self._wake.set()
         finally:

@@ -180,8 +180,9 @@ class Storage(Protocol):
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
         """Give the run back as pending (graceful shutdown); not a recovery."""
 
-    def heartbeat(self, owner: str) -> int:
-        """Renew every lease ``owner`` holds in one statement; return how many."""
+    def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> int:
+        """Renew, in one statement, the leases ``owner`` still holds on ``run_ids``; return
+        how many. Runs a worker gave up on are left out, so their leases expire."""
 
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         """Requeue runs whose lease expired (by the database clock); fail those that already

@@ -312,10 +312,12 @@ class ORMStorage:
 
     # -- housekeeping any worker does ------------------------------------------------------
 
-    def heartbeat(self, owner: str) -> int:
+    def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> int:
+        if not run_ids:
+            return 0
         return (
             self._runs()
-            .filter(status=RunStatus.RUNNING, lease_owner=owner)
+            .filter(pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner)
             .update(lease_expires_at=self._lease_expiry())
         )
 

@@ -250,11 +250,16 @@ class StorageConformance:
     def test_heartbeat_renews_only_the_owners_leases(self, storage: Storage) -> None:
         for _ in range(3):
             storage.enqueue(new_run())
-        storage.claim(owner="w1", job_names=[JOB], queues=None, limit=2)
-        storage.claim(owner="w2", job_names=[JOB], queues=None, limit=1)
-        assert storage.heartbeat("w1") == 2
-        assert storage.heartbeat("w2") == 1
-        assert storage.heartbeat("w3") == 0
+        mine = [c.run.id for c in storage.claim(owner="w1", job_names=[JOB], queues=None, limit=2)]
+        (theirs,) = [
+            c.run.id for c in storage.claim(owner="w2", job_names=[JOB], queues=None, limit=1)
+        ]
+        assert storage.heartbeat("w1", mine) == 2
+        assert storage.heartbeat("w1", [*mine, theirs]) == 2
+        assert storage.heartbeat("w1", mine[:1]) == 1
+        assert storage.heartbeat("w2", [theirs]) == 1
+        assert storage.heartbeat("w3", [*mine, theirs]) == 0
+        assert storage.heartbeat("w1", []) == 0
 
     def test_stale_lease_is_recovered_and_fenced_out(self, storage: Storage) -> None:
         storage.enqueue(new_run())
@@ -275,10 +280,10 @@ class StorageConformance:
     def test_heartbeat_keeps_a_lease_from_going_stale(self, storage: Storage) -> None:
         storage.enqueue(new_run())
         with override_settings(DURABLE={"STALE_AFTER": 0.6}):
-            self.claim_one(storage, owner="w1")
+            claimed = self.claim_one(storage, owner="w1")
             for _ in range(4):
                 time.sleep(0.25)
-                assert storage.heartbeat("w1") == 1
+                assert storage.heartbeat("w1", [claimed.run.id]) == 1
             assert storage.recover_stale(max_recoveries=5, limit=10).requeued == []
 
     def test_recovery_limit_fails_the_run(self, storage: Storage) -> None:
