@@ -1,4 +1,4 @@
-"""System checks, each with a stable id (documented in docs/settings.md)."""
+"""System checks, each with a stable id (listed in docs/quickstart.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .conf import DEFAULTS
 
 @checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    user = getattr(settings, "DURABLE", {})
+    user = getattr(settings, "DURABLE", None) or {}
     if not isinstance(user, dict):
         return [
             checks.Error(
@@ -51,17 +51,63 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="django_durable.I001",
             )
         )
-    for name in ("STALE_AFTER", "POLL_INTERVAL", "MAX_PAYLOAD_BYTES"):
+    for name in ("STALE_AFTER", "POLL_INTERVAL", "MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE"):
         value = user.get(name, DEFAULTS[name])
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if not _is_number(value) or value <= 0:
             errors.append(
                 checks.Error(
                     f"DURABLE[{name!r}] must be a positive number, got {value!r}.",
                     id="django_durable.E004",
                 )
             )
-    errors += _check_sqlite(alias)
+    recoveries = user.get("MAX_RECOVERIES", DEFAULTS["MAX_RECOVERIES"])
+    if not isinstance(recoveries, int) or isinstance(recoveries, bool) or recoveries < 0:
+        errors.append(
+            checks.Error(
+                f"DURABLE['MAX_RECOVERIES'] must be a whole number >= 0, got {recoveries!r}.",
+                id="django_durable.E004",
+            )
+        )
+    heartbeat = user.get("HEARTBEAT_INTERVAL")
+    stale_after = user.get("STALE_AFTER", DEFAULTS["STALE_AFTER"])
+    if heartbeat is not None and (
+        not _is_number(heartbeat)
+        or heartbeat <= 0
+        or (_is_number(stale_after) and heartbeat >= stale_after)
+    ):
+        errors.append(
+            checks.Error(
+                f"DURABLE['HEARTBEAT_INTERVAL'] must be a positive number below STALE_AFTER "
+                f"({stale_after!r}), got {heartbeat!r}.",
+                hint="Leave it unset to heartbeat every STALE_AFTER / 3 seconds.",
+                id="django_durable.E005",
+            )
+        )
+    errors += _check_sqlite(alias) + _check_mysql(alias)
     return errors
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_mysql(alias: str) -> list[checks.CheckMessage]:
+    database = settings.DATABASES[alias]
+    if not database.get("ENGINE", "").endswith("mysql"):
+        return []
+    # Django's MySQL backend defaults to READ COMMITTED; REPEATABLE READ makes the claim
+    # and idempotency lookups read stale snapshots and take gap locks.
+    level = database.get("OPTIONS", {}).get("isolation_level", "read committed")
+    if str(level).lower() != "read committed":
+        return [
+            checks.Warning(
+                f"DATABASES[{alias!r}] runs MySQL/MariaDB at {level!r}; django_durable "
+                "needs READ COMMITTED.",
+                hint="Set OPTIONS = {'isolation_level': 'read committed', ...} or remove it.",
+                id="django_durable.W006",
+            )
+        ]
+    return []
 
 
 def _check_sqlite(alias: str) -> list[checks.CheckMessage]:

@@ -73,6 +73,8 @@ class RunContext:
         self._pending = Checkpoint()
         self._log_buffer_size = log_buffer_size
         self.nondeterministic = False
+        # The step whose function is running; buffered writes are not flushed meanwhile.
+        self._in_step: str | None = None
         self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
 
     # -- what a job may read -----------------------------------------------------------
@@ -108,6 +110,11 @@ class RunContext:
         A step that still fails after ``retry`` is journaled as failed and raises
         ``StepFailed`` with the original exception as ``__cause__``.
         """
+        if self._in_step is not None:
+            raise RuntimeError(
+                f"ctx.step({name!r}) was called inside the function of step "
+                f"{self._in_step!r}; durable operations belong in the job function itself"
+            )
         position = self._position
         self._position += 1
         recorded = self._replay(position, StepKind.STEP, name)
@@ -119,22 +126,29 @@ class RunContext:
         replacing = position in self._journal
         started = timezone.now()
 
+        def call_fn() -> Any:
+            self._in_step = name
+            try:
+                return self._json_result(name, fn())
+            finally:
+                self._in_step = None
+
         def record(result: Any, attempts: int) -> StepRecord:
             return self._entry(
                 position, name, StepStatus.COMPLETED, result, None, attempts, started
             )
 
         def run_plain(attempts: int) -> Any:
-            result = self._json_result(name, fn())
+            result = call_fn()
             self._buffer(record(result, attempts), replacing)
             return result
 
         def run_atomic(attempts: int) -> Any:
-            # Earlier buffered writes ride in the same transaction; they stay buffered if
-            # it rolls back.
-            batch = self._pending.copy()
+            # Writes buffered earlier (and logs/progress from fn) ride in the same
+            # transaction; if it rolls back they stay buffered.
             with self._storage.fenced_transaction(self._lease) as tx:
-                result = self._json_result(name, fn())
+                result = call_fn()
+                batch = self._pending.copy()
                 batch.add(record(result, attempts), replacing)
                 tx.write(batch)
             self._pending = Checkpoint()
@@ -156,7 +170,16 @@ class RunContext:
                 raise bad.error from None
             except Exception as error:
                 if retry is not None and retry.should_retry(attempts, error):
-                    time.sleep(retry.delay(attempts).total_seconds())
+                    delay = retry.delay(attempts).total_seconds()
+                    self.log.warning(
+                        "step %r attempt %d failed (%s: %s); retrying in %.3fs",
+                        name,
+                        attempts,
+                        _type_name(error),
+                        error,
+                        delay,
+                    )
+                    time.sleep(delay)
                     continue
                 self._buffer_failure(position, name, error, attempts, started, replacing)
                 raise StepFailed(name, _type_name(error), str(error)) from error
@@ -240,7 +263,7 @@ class RunContext:
         self._pending.logs.append(
             LogRecord(attempt=self.attempt, level=level, message=message, created_at=timezone.now())
         )
-        if len(self._pending.logs) >= self._log_buffer_size:
+        if len(self._pending.logs) >= self._log_buffer_size and self._in_step is None:
             self.flush()
 
     def flush(self) -> None:

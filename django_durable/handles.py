@@ -29,6 +29,7 @@ class RunHandle:
     output: Any
     errors: list[dict[str, Any]]
     attempt: int
+    progress: dict[str, Any] | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -52,6 +52,39 @@ def test_e004_non_positive_numbers(settings):
     assert ids(check_settings()) == ["django_durable.E004", "django_durable.E004"]
 
 
+def test_none_means_defaults(settings):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = None
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    "durable", [{"MAX_RECOVERIES": -1}, {"MAX_RECOVERIES": 1.5}, {"LOG_BUFFER_SIZE": 0}]
+)
+def test_e004_other_numbers(settings, durable):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = durable
+    assert ids(check_settings()) == ["django_durable.E004"]
+
+
+@pytest.mark.parametrize("heartbeat", [0, 30, 45, "5"])
+def test_e005_heartbeat_interval_must_be_below_stale_after(settings, heartbeat):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"STALE_AFTER": 30, "HEARTBEAT_INTERVAL": heartbeat}
+    assert ids(check_settings()) == ["django_durable.E005"]
+    settings.DURABLE = {"STALE_AFTER": 30, "HEARTBEAT_INTERVAL": 5}
+    assert check_settings() == []
+
+
+def test_w006_mysql_needs_read_committed(settings):
+    mysql = {"ENGINE": "django.db.backends.mysql", "NAME": "x"}
+    settings.DURABLE = {}
+    settings.DATABASES = {"default": {**mysql, "OPTIONS": {"isolation_level": "repeatable read"}}}
+    assert ids(check_settings()) == ["django_durable.W006"]
+    settings.DATABASES = {"default": mysql}  # Django's default is READ COMMITTED
+    assert check_settings() == []
+
+
 def test_i001_another_alias_is_not_transactional_with_default(settings):
     settings.DATABASES = {"default": SQLITE_OK, "jobs": SQLITE_OK}
     settings.DURABLE = {"DATABASE": "jobs"}

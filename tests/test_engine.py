@@ -271,3 +271,57 @@ def test_writes_after_losing_the_lease_raise_lease_lost():
     ctx.step("one", lambda: 1)
     with pytest.raises(LeaseLost):
         ctx.step("two", lambda: 2)  # flushing step one's checkpoint is fenced out
+
+
+def test_logs_and_progress_inside_an_atomic_step_are_kept():
+    @job(name="tests.atomic_logs")
+    def atomic_logs(ctx):
+        def body():
+            ctx.log.info("inside the transaction")
+            ctx.progress(1, 2, "half")
+            return Account.objects.create(owner="erin").pk
+
+        return ctx.step("open", body, atomic=True)
+
+    handle = atomic_logs.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED
+    assert handle.progress == {"done": 1, "total": 2, "message": "half"}
+    assert list(RunLog.objects.filter(run_id=handle.id).values_list("message", flat=True)) == [
+        "inside the transaction"
+    ]
+
+
+def test_failed_step_attempts_are_logged_with_their_error():
+    attempts = []
+
+    @job(name="tests.retry_logged")
+    def retry_logged(ctx):
+        def flaky():
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise TimeoutError("slow provider")
+            return "ok"
+
+        return ctx.step("call", flaky, retry=jobs.NO_DELAY_RETRY)
+
+    handle = retry_logged.enqueue()
+    run_until_idle()
+    (line,) = RunLog.objects.filter(run_id=handle.id).values_list("message", flat=True)
+    assert "step 'call' attempt 1 failed (builtins.TimeoutError: slow provider)" in line
+
+
+def test_a_step_inside_a_step_is_refused():
+    @job(name="tests.nested")
+    def nested(ctx):
+        return ctx.step("outer", lambda: ctx.step("inner", lambda: 1))
+
+    handle = nested.enqueue()
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED
+    assert (
+        "ctx.step('inner') was called inside the function of step 'outer'"
+        in (handle.error["message"])
+    )

@@ -73,3 +73,7 @@ def test_queue_option_limits_what_a_worker_takes(tmp_path):
     assert worker.wait() == 0, worker.output
     assert status(mail.id) == RunStatus.COMPLETED
     assert status(default.id) == RunStatus.PENDING
+    other = jobs.echo.using(queue_name="other").enqueue("o")
+    everything = WorkerProcess(tmp_path / "all.log", "--burst", "--queue", "*")
+    assert everything.wait() == 0, everything.output
+    assert status(default.id) == status(other.id) == RunStatus.COMPLETED

@@ -38,7 +38,8 @@ class Command(BaseCommand):
             action="append",
             dest="queues",
             metavar="NAME",
-            help="Queue to take runs from; repeat for several (default: default).",
+            help="Queue to take runs from; repeat for several, or '*' for every queue "
+            "(default: default).",
         )
         parser.add_argument(
             "--concurrency",
@@ -72,7 +73,7 @@ class Command(BaseCommand):
                 f"{options['concurrency']} adds contention, not speed. Use 1, or PostgreSQL."
             )
         worker = Worker(
-            queues=options["queues"] or ["default"],
+            queues=None if "*" in (options["queues"] or []) else options["queues"] or ["default"],
             concurrency=options["concurrency"],
             burst=options["burst"],
             worker_id=options["worker_id"],
