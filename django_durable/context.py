@@ -10,6 +10,7 @@ completion when it was the last one, so a one-step run costs one write transacti
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import traceback
 import uuid
@@ -26,8 +27,6 @@ from .status import StepKind, StepStatus
 from .storage.base import Checkpoint, ClaimedRun, LogRecord, StepRecord, Storage
 
 T = TypeVar("T")
-
-logger = logging.getLogger("django_durable")
 
 
 def describe_error(error: BaseException, attempt: int) -> dict[str, Any]:
@@ -49,6 +48,14 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         message = str(msg) % args if args else str(msg)
+        exc_info = kwargs.get("exc_info")
+        if exc_info:  # ctx.log.exception(): keep the traceback with the run too
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            elif not isinstance(exc_info, tuple):
+                exc_info = sys.exc_info()
+            if exc_info[0] is not None:
+                message += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
         self._ctx._buffer_log(level, message)
         super().log(level, msg, *args, **kwargs)
 

@@ -325,3 +325,20 @@ def test_a_step_inside_a_step_is_refused():
         "ctx.step('inner') was called inside the function of step 'outer'"
         in (handle.error["message"])
     )
+
+
+def test_log_exception_keeps_the_traceback():
+    @job(name="tests.logs_exception")
+    def logs_exception(ctx):
+        try:
+            {}["missing"]
+        except KeyError:
+            ctx.log.exception("lookup failed for %s", "order-9")
+        return None
+
+    handle = logs_exception.enqueue()
+    run_until_idle()
+    (log,) = RunLog.objects.filter(run_id=handle.id)
+    assert log.level == logging.ERROR
+    assert log.message.startswith("lookup failed for order-9\nTraceback (most recent call last):")
+    assert "KeyError: 'missing'" in log.message

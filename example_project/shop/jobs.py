@@ -40,14 +40,12 @@ def fulfil_order(ctx, order_id: int) -> dict:
     ctx.log.info("reserved %s x %s", order["quantity"], order["item"])
     ctx.progress(1, 5, "stock reserved")
 
-    def charge() -> str:
-        try:
-            return services.charge_card(order["amount_cents"], idempotency_key=f"order-{order_id}")
-        except services.PaymentTimeout as error:
-            ctx.log.warning("charge attempt failed: %s", error)
-            raise
-
-    charge_id = ctx.step("charge-card", charge, retry=CHARGE_RETRY)
+    # Each failed attempt is logged with the run before the step is tried again.
+    charge_id = ctx.step(
+        "charge-card",
+        lambda: services.charge_card(order["amount_cents"], idempotency_key=f"order-{order_id}"),
+        retry=CHARGE_RETRY,
+    )
     ctx.log.info("charged %.2f EUR as %s", order["amount_cents"] / 100, charge_id)
     ctx.progress(2, 5, "card charged")
 
