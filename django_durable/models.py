@@ -150,3 +150,26 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} -> {self.run_id}"
+
+
+class ConcurrencySlot(models.Model):
+    """A held slot of a concurrency key: the run that may execute while others wait.
+
+    Written in the claim transaction and deleted when the run finishes, so runs sharing
+    a key execute one at a time from claim to finish (waiting included). The slot
+    number leaves room for a limit of N runs per key.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.CharField(max_length=255)
+    slot = models.PositiveSmallIntegerField(default=0)
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, related_name="concurrency_slot")
+    acquired_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["key", "slot"], name="durable_concurrency_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}#{self.slot} -> {self.run_id}"

@@ -64,6 +64,8 @@ class Lease:
     run_id: uuid.UUID
     token: uuid.UUID
     owner: str
+    # The key whose slot this run holds; released when the run finishes.
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,13 +9,12 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, F, QuerySet
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..conf import durable_settings
 from ..exceptions import LeaseLost
-from ..models import Run, RunLog, Step
-from ..status import RunStatus, StepKind, StepStatus
+from ..models import ConcurrencySlot, Run, RunLog, Step
+from ..status import RunStatus
 from .base import (
     Checkpoint,
     ClaimedRun,
@@ -25,32 +24,9 @@ from .base import (
     StaleSweep,
     StepRecord,
 )
+from .claim import claim_runs
+from .convert import STEP_FIELDS, run_record, step_record
 from .dbclock import DbNow
-
-RUN_FIELDS = (*(f for f in RunRecord.__slots__ if f != "parent_id"), "parent")
-STEP_FIELDS = StepRecord.__slots__
-
-
-def _run_record(run: Run) -> RunRecord:
-    values = {name: getattr(run, name) for name in RunRecord.__slots__}
-    values["status"] = RunStatus(run.status)
-    return RunRecord(**values)
-
-
-def _step_record(step: Step) -> StepRecord:
-    return StepRecord(
-        position=step.position,
-        kind=StepKind(step.kind),
-        name=step.name,
-        status=StepStatus(step.status),
-        result=step.result,
-        error=step.error,
-        attempts=step.attempts,
-        run_attempt=step.run_attempt,
-        started_at=step.started_at,
-        finished_at=step.finished_at,
-    )
-
 
 _CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
@@ -108,6 +84,11 @@ class ORMStorage:
                 for log in checkpoint.logs
             )
 
+    def _free_slot(self, lease: Lease) -> None:
+        """A finished run gives up its concurrency key (a retrying one keeps it)."""
+        if lease.concurrency_key is not None:
+            ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
+
     @staticmethod
     def _progress(checkpoint: Checkpoint) -> dict[str, Any]:
         return {} if checkpoint.progress is None else {"progress": checkpoint.progress}
@@ -130,7 +111,7 @@ class ORMStorage:
             run.status, run.run_after, run.wake_at = RunStatus.WAITING, new.run_after, new.run_after
         if new.idempotency_key is None:
             run.save(using=self.alias, force_insert=True)
-            return _run_record(run), True
+            return run_record(run), True
         try:
             # A savepoint, so a duplicate key leaves the caller's transaction usable.
             with transaction.atomic(using=self.alias):
@@ -143,16 +124,16 @@ class ORMStorage:
             )
             if existing is None:  # the conflicting row was deleted meanwhile
                 raise
-            return _run_record(existing), False
-        return _run_record(run), True
+            return run_record(existing), False
+        return run_record(run), True
 
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         run = self._runs().filter(pk=run_id).first()
-        return None if run is None else _run_record(run)
+        return None if run is None else run_record(run)
 
     def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
         steps = Step.objects.using(self.alias).filter(run_id=run_id).order_by("position")
-        return [_step_record(step) for step in steps]
+        return [step_record(step) for step in steps]
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -164,95 +145,7 @@ class ORMStorage:
         queues: Sequence[str] | None,
         limit: int,
     ) -> list[ClaimedRun]:
-        if not job_names or limit < 1:
-            return []
-        token = uuid.uuid4()
-        now = timezone.now()
-        with transaction.atomic(using=self.alias):
-            if self._vendor == "sqlite":
-                runs = self._claim_sqlite(owner, token, now, job_names, queues, limit)
-            else:
-                runs = self._claim_locking(owner, token, now, job_names, queues, limit)
-        claimed = []
-        for run, fresh in runs:
-            run.status = RunStatus.RUNNING
-            run.started_at = run.started_at or now
-            lease = Lease(run_id=run.pk, token=token, owner=owner)
-            claimed.append(ClaimedRun(run=_run_record(run), lease=lease, fresh=fresh))
-        return claimed
-
-    def _claim_locking(
-        self,
-        owner: str,
-        token: uuid.UUID,
-        now: Any,
-        job_names: Collection[str],
-        queues: Sequence[str] | None,
-        limit: int,
-    ) -> list[tuple[Run, bool]]:
-        # PostgreSQL and MySQL/MariaDB: lock the next runnable rows, skipping rows other
-        # workers hold, then stamp the lease by primary key in the same short transaction.
-        # The filter and ORDER BY match the durable_run_claim index column for column.
-        candidates = self._runs().filter(status=RunStatus.PENDING, job_name__in=job_names)
-        if queues is not None:
-            candidates = candidates.filter(queue_name__in=queues)
-        runs = list(
-            candidates.select_for_update(skip_locked=True)
-            .order_by("-priority", "run_after", "id")
-            .only(*RUN_FIELDS)[:limit]
-        )
-        if runs:
-            self._runs().filter(pk__in=[run.pk for run in runs]).update(
-                status=RunStatus.RUNNING,
-                lease_owner=owner,
-                lease_token=token,
-                lease_expires_at=self._lease_expiry(),
-                started_at=Coalesce(F("started_at"), now),
-            )
-        return [(run, run.started_at is None) for run in runs]
-
-    def _claim_sqlite(
-        self,
-        owner: str,
-        token: uuid.UUID,
-        now: Any,
-        job_names: Collection[str],
-        queues: Sequence[str] | None,
-        limit: int,
-    ) -> list[tuple[Run, bool]]:
-        # SQLite has one writer at a time and no SKIP LOCKED: one conditional
-        # UPDATE ... RETURNING picks and leases the rows in a single statement.
-        connection = connections[self.alias]
-        ops = connection.ops
-        table = ops.quote_name(Run._meta.db_table)
-        column_of = {field.name: str(field.column) for field in Run._meta.concrete_fields}
-        columns = ", ".join(ops.quote_name(column_of[name]) for name in RUN_FIELDS)
-        job_marks = ", ".join(["%s"] * len(job_names))
-        where = f"status = %s AND job_name IN ({job_marks})"
-        params: list[Any] = [RunStatus.PENDING, *job_names]
-        if queues is not None:
-            where += f" AND queue_name IN ({', '.join(['%s'] * len(queues))})"
-            params += list(queues)
-        sql = (
-            f"UPDATE {table} SET status = %s, lease_owner = %s, lease_token = %s, "
-            "lease_expires_at = STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW', %s), "
-            "started_at = COALESCE(started_at, %s) "
-            f"WHERE id IN (SELECT id FROM {table} WHERE {where} "
-            "ORDER BY priority DESC, run_after, id LIMIT %s) "
-            f"RETURNING {columns}"
-        )
-        head = [
-            RunStatus.RUNNING,
-            owner,
-            token.hex,
-            f"{float(durable_settings.STALE_AFTER):+.6f} seconds",
-            ops.adapt_datetimefield_value(now),
-        ]
-        runs = list(self._runs().raw(sql, [*head, *params, limit]))
-        # RETURNING gives rows in no particular order, and values after the update: a run
-        # whose started_at is this claim's own timestamp had never started before.
-        runs.sort(key=lambda run: (-run.priority, run.run_after, run.pk))
-        return [(run, run.started_at == now) for run in runs]
+        return claim_runs(self.alias, owner=owner, job_names=job_names, queues=queues, limit=limit)
 
     # -- fenced writes by the lease holder -------------------------------------------------
 
@@ -278,6 +171,7 @@ class ORMStorage:
                 **self._progress(checkpoint),
             )
             self._write(lease, checkpoint)
+            self._free_slot(lease)
 
     def fail(
         self,
@@ -302,6 +196,8 @@ class ORMStorage:
                 lease, errors=errors, **changes, **_CLEAR_LEASE, **self._progress(checkpoint)
             )
             self._write(lease, checkpoint)
+            if retry_delay is None:
+                self._free_slot(lease)
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
         with transaction.atomic(using=self.alias):
@@ -355,6 +251,8 @@ class ORMStorage:
                     )
                 ):
                     failed.append(pk)
+            if failed:
+                ConcurrencySlot.objects.using(self.alias).filter(run_id__in=failed).delete()
         return StaleSweep(requeued=requeue, failed=failed)
 
     def promote_due(self, *, limit: int) -> int:

@@ -304,3 +304,55 @@ class StorageConformance:
         assert storage.promote_due(limit=10) == 0
         record = storage.get_run(due.id)
         assert record is not None and record.status == RunStatus.PENDING
+
+    # -- concurrency keys ---------------------------------------------------------------
+
+    def claim_all(self, storage: Storage, owner: str = "w") -> list[ClaimedRun]:
+        return storage.claim(owner=owner, job_names=[JOB], queues=None, limit=10)
+
+    def test_one_run_per_concurrency_key_from_claim_to_finish(self, storage: Storage) -> None:
+        first, _ = storage.enqueue(new_run(concurrency_key="k"))
+        second, _ = storage.enqueue(new_run(concurrency_key="k"))
+        other, _ = storage.enqueue(new_run(concurrency_key="other"))
+        free, _ = storage.enqueue(new_run())
+        claimed = self.claim_all(storage)
+        assert [c.run.id for c in claimed] == [first.id, other.id, free.id]
+        assert claimed[0].lease.concurrency_key == "k"
+        assert self.claim_all(storage, owner="w2") == []
+        record = storage.get_run(second.id)
+        assert record is not None and record.status == RunStatus.PENDING
+        storage.complete(claimed[0].lease, None, Checkpoint())
+        (next_run,) = self.claim_all(storage, owner="w2")
+        assert next_run.run.id == second.id
+
+    def test_a_retrying_run_keeps_its_key(self, storage: Storage) -> None:
+        first, _ = storage.enqueue(new_run(concurrency_key="k"))
+        second, _ = storage.enqueue(new_run(concurrency_key="k"))
+        (claimed,) = self.claim_all(storage)
+        storage.fail(claimed.lease, errors=[], checkpoint=Checkpoint(), retry_delay=0.2)
+        assert self.claim_all(storage) == []  # first waits for its retry and keeps the key
+        time.sleep(0.4)
+        storage.promote_due(limit=10)
+        (again,) = self.claim_all(storage)
+        assert again.run.id == first.id
+        storage.fail(again.lease, errors=[], checkpoint=Checkpoint(), retry_delay=None)
+        (then,) = self.claim_all(storage)
+        assert then.run.id == second.id
+
+    def test_a_released_run_reclaims_its_own_key(self, storage: Storage) -> None:
+        first, _ = storage.enqueue(new_run(concurrency_key="k"))
+        storage.enqueue(new_run(concurrency_key="k"))
+        (claimed,) = self.claim_all(storage)
+        storage.release(claimed.lease, Checkpoint())
+        (again,) = self.claim_all(storage)
+        assert again.run.id == first.id
+
+    def test_recovery_failure_frees_the_key(self, storage: Storage) -> None:
+        storage.enqueue(new_run(concurrency_key="k"))
+        second, _ = storage.enqueue(new_run(concurrency_key="k"))
+        with override_settings(DURABLE={"STALE_AFTER": 0.1}):
+            self.claim_all(storage, owner="dead")
+            time.sleep(0.3)
+            assert len(storage.recover_stale(max_recoveries=0, limit=10).failed) == 1
+        (claimed,) = self.claim_all(storage)
+        assert claimed.run.id == second.id

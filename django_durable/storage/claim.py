@@ -1,0 +1,192 @@
+"""The claim: lease the next runnable runs to a worker in one short transaction.
+
+Claim, stamp the lease, commit, and only then execute: the transaction holds row locks
+for two statements, never for the duration of a run. Runs whose concurrency key is held
+by another run are filtered out, and the claim takes the key's slot in the same
+transaction, so two workers can never both start runs of one key.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import OperationalError, connections, transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from ..conf import durable_settings
+from ..models import ConcurrencySlot, Run
+from ..status import RunStatus
+from .base import ClaimedRun, Lease
+from .convert import RUN_FIELDS, run_record
+from .dbclock import DbNow
+
+# MySQL/MariaDB error codes worth another try: deadlock, lock wait timeout.
+RETRYABLE_MYSQL_ERRORS = {1213, 1205}
+CLAIM_ATTEMPTS = 3
+
+
+def claim_runs(
+    alias: str,
+    *,
+    owner: str,
+    job_names: Collection[str],
+    queues: Sequence[str] | None,
+    limit: int,
+) -> list[ClaimedRun]:
+    if not job_names or limit < 1:
+        return []
+    vendor = connections[alias].vendor
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        token = uuid.uuid4()
+        now = timezone.now()
+        try:
+            with transaction.atomic(using=alias):
+                if vendor == "sqlite":
+                    runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
+                else:
+                    runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
+            break
+        except OperationalError as error:
+            code = error.args[0] if error.args else None
+            if vendor != "mysql" or code not in RETRYABLE_MYSQL_ERRORS or attempt == CLAIM_ATTEMPTS:
+                raise
+            time.sleep(0.01 * attempt)
+    claimed = []
+    for run, fresh in runs:
+        run.status = RunStatus.RUNNING
+        run.started_at = run.started_at or now
+        lease = Lease(run_id=run.pk, token=token, owner=owner, concurrency_key=run.concurrency_key)
+        claimed.append(ClaimedRun(run=run_record(run), lease=lease, fresh=fresh))
+    return claimed
+
+
+def _key_is_free() -> Any:
+    held_by_another = ConcurrencySlot.objects.filter(key=OuterRef("concurrency_key")).exclude(
+        run_id=OuterRef("pk")
+    )
+    return ~Exists(held_by_another)
+
+
+def _candidates(
+    alias: str, job_names: Collection[str], queues: Sequence[str] | None
+) -> QuerySet[Run]:
+    runs = Run.objects.using(alias).filter(status=RunStatus.PENDING, job_name__in=job_names)
+    if queues is not None:
+        runs = runs.filter(queue_name__in=queues)
+    return runs.filter(_key_is_free())
+
+
+def _take_slots(alias: str, runs: list[Run]) -> set[uuid.UUID]:
+    """Take the key slot of each keyed run; return the runs that hold theirs.
+
+    A conflicting insert is ignored: the key is held by a run another worker claimed
+    (or by an earlier run in this batch), and that run keeps it.
+    """
+    keyed = [run for run in runs if run.concurrency_key]
+    if not keyed:
+        return set()
+    slots = ConcurrencySlot.objects.using(alias)
+    slots.bulk_create(
+        [ConcurrencySlot(key=str(run.concurrency_key), run_id=run.pk) for run in keyed],
+        ignore_conflicts=True,
+    )
+    return set(slots.filter(run_id__in=[run.pk for run in keyed]).values_list("run_id", flat=True))
+
+
+def _without_key_losers(alias: str, runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    held = _take_slots(alias, runs)
+    won = [run for run in runs if not run.concurrency_key or run.pk in held]
+    lost = [run for run in runs if run.concurrency_key and run.pk not in held]
+    return won, lost
+
+
+def _claim_locking(
+    alias: str,
+    owner: str,
+    token: uuid.UUID,
+    now: datetime,
+    job_names: Collection[str],
+    queues: Sequence[str] | None,
+    limit: int,
+) -> list[tuple[Run, bool]]:
+    # PostgreSQL and MySQL/MariaDB: lock the next runnable rows, skipping rows other
+    # workers hold, then stamp the lease by primary key. The filter and ORDER BY match
+    # the durable_run_claim index column for column.
+    runs = list(
+        _candidates(alias, job_names, queues)
+        .select_for_update(skip_locked=True)
+        .order_by("-priority", "run_after", "id")
+        .only(*RUN_FIELDS)[:limit]
+    )
+    runs, _ = _without_key_losers(alias, runs)
+    if runs:
+        Run.objects.using(alias).filter(pk__in=[run.pk for run in runs]).update(
+            status=RunStatus.RUNNING,
+            lease_owner=owner,
+            lease_token=token,
+            lease_expires_at=DbNow(durable_settings.STALE_AFTER),
+            started_at=Coalesce(F("started_at"), now),
+        )
+    return [(run, run.started_at is None) for run in runs]
+
+
+def _claim_sqlite(
+    alias: str,
+    owner: str,
+    token: uuid.UUID,
+    now: datetime,
+    job_names: Collection[str],
+    queues: Sequence[str] | None,
+    limit: int,
+) -> list[tuple[Run, bool]]:
+    # SQLite has one writer at a time and no SKIP LOCKED: one conditional
+    # UPDATE ... RETURNING picks and leases the rows in a single statement.
+    ops = connections[alias].ops
+    table = ops.quote_name(Run._meta.db_table)
+    slot_table = ops.quote_name(ConcurrencySlot._meta.db_table)
+    column_of = {field.name: str(field.column) for field in Run._meta.concrete_fields}
+    columns = ", ".join(ops.quote_name(column_of[name]) for name in RUN_FIELDS)
+    where = f"status = %s AND job_name IN ({', '.join(['%s'] * len(job_names))})"
+    params: list[Any] = [RunStatus.PENDING, *job_names]
+    if queues is not None:
+        where += f" AND queue_name IN ({', '.join(['%s'] * len(queues))})"
+        params += list(queues)
+    where += (
+        f" AND NOT EXISTS (SELECT 1 FROM {slot_table} AS s WHERE s.key = {table}.concurrency_key"
+        f" AND s.run_id != {table}.id)"
+    )
+    sql = (
+        f"UPDATE {table} SET status = %s, lease_owner = %s, lease_token = %s, "
+        "lease_expires_at = STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW', %s), "
+        "started_at = COALESCE(started_at, %s) "
+        f"WHERE id IN (SELECT id FROM {table} WHERE {where} "
+        "ORDER BY priority DESC, run_after, id LIMIT %s) "
+        f"RETURNING {columns}"
+    )
+    head = [
+        RunStatus.RUNNING,
+        owner,
+        token.hex,
+        f"{float(durable_settings.STALE_AFTER):+.6f} seconds",
+        ops.adapt_datetimefield_value(now),
+    ]
+    runs = list(Run.objects.using(alias).raw(sql, [*head, *params, limit]))
+    # RETURNING gives rows in no particular order, and values after the update: a run
+    # whose started_at is this claim's own timestamp had never started before.
+    runs.sort(key=lambda run: (-run.priority, run.run_after, run.pk))
+    runs, lost = _without_key_losers(alias, runs)
+    for run in lost:  # two runs of one key in this batch: the later one waits
+        Run.objects.using(alias).filter(pk=run.pk).update(
+            status=RunStatus.PENDING,
+            lease_owner=None,
+            lease_token=None,
+            lease_expires_at=None,
+            started_at=None if run.started_at == now else run.started_at,
+        )
+    return [(run, run.started_at == now) for run in runs]

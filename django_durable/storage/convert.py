@@ -1,0 +1,32 @@
+"""Model rows to the storage protocol's plain records."""
+
+from __future__ import annotations
+
+from ..models import Run, Step
+from ..status import RunStatus, StepKind, StepStatus
+from .base import RunRecord, StepRecord
+
+# Columns a claim loads: everything a RunRecord holds ("parent" loads parent_id).
+RUN_FIELDS = (*(f for f in RunRecord.__slots__ if f != "parent_id"), "parent")
+STEP_FIELDS = StepRecord.__slots__
+
+
+def run_record(run: Run) -> RunRecord:
+    values = {name: getattr(run, name) for name in RunRecord.__slots__}
+    values["status"] = RunStatus(run.status)
+    return RunRecord(**values)
+
+
+def step_record(step: Step) -> StepRecord:
+    return StepRecord(
+        position=step.position,
+        kind=StepKind(step.kind),
+        name=step.name,
+        status=StepStatus(step.status),
+        result=step.result,
+        error=step.error,
+        attempts=step.attempts,
+        run_attempt=step.run_attempt,
+        started_at=step.started_at,
+        finished_at=step.finished_at,
+    )
