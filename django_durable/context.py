@@ -70,6 +70,7 @@ class RunContext:
         journal: list[StepRecord],
         *,
         log_buffer_size: int = 100,
+        before_operation: Callable[[], None] | None = None,
     ) -> None:
         self._storage = storage
         self._lease = claimed.lease
@@ -82,6 +83,7 @@ class RunContext:
         self.nondeterministic = False
         # The step whose function is running; buffered writes are not flushed meanwhile.
         self._in_step: str | None = None
+        self._before_operation = before_operation
         self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
 
     # -- what a job may read -----------------------------------------------------------
@@ -131,6 +133,8 @@ class RunContext:
             error = recorded.error or {}
             raise StepFailed(name, error.get("type", ""), error.get("message", ""))
         replacing = position in self._journal
+        if self._before_operation is not None:
+            self._before_operation()  # the worker may stop here or have lost the lease
         started = timezone.now()
 
         def call_fn() -> Any:

@@ -31,3 +31,10 @@ class StepFailed(DurableError):
         self.name = name
         self.error_type = error_type
         self.message = message
+
+
+class WorkerStopping(BaseException):
+    """Raised at a step boundary when the worker shuts down; the run is released.
+
+    A ``BaseException`` so that a job's own ``except Exception`` does not swallow it.
+    """

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import signals
 from .conf import durable_settings
 from .context import RunContext, describe_error
-from .exceptions import LeaseLost, NonDeterminismError
+from .exceptions import LeaseLost, NonDeterminismError, WorkerStopping
 from .handles import RunHandle
 from .jobs import Job
 from .payloads import to_json
@@ -19,22 +20,38 @@ from .storage.base import ClaimedRun, Storage
 logger = logging.getLogger("django_durable")
 
 
-def execute_run(storage: Storage, claimed: ClaimedRun, job: Job) -> RunStatus | None:
-    """Run ``claimed`` to its end or to its next failure.
+def execute_run(
+    storage: Storage,
+    claimed: ClaimedRun,
+    job: Job,
+    *,
+    before_operation: Callable[[], None] | None = None,
+) -> RunStatus | None:
+    """Run ``claimed`` to its end, its next failure, or the worker's shutdown.
 
-    Returns the status the run was left in, or None when this worker lost the lease
-    (another worker owns the run now, so this one must not touch it).
+    ``before_operation`` is called before each durable operation executes; it raises
+    ``WorkerStopping`` to release the run there, or ``LeaseLost`` when the worker can no
+    longer vouch for its lease. Returns the status the run was left in, or None when
+    this worker lost the lease (another worker owns the run, so this one must not touch it).
     """
     run = claimed.run
     began = time.monotonic()
     journal = [] if claimed.fresh else storage.load_journal(run.id)
-    ctx = RunContext(storage, claimed, journal, log_buffer_size=durable_settings.LOG_BUFFER_SIZE)
+    ctx = RunContext(
+        storage,
+        claimed,
+        journal,
+        log_buffer_size=durable_settings.LOG_BUFFER_SIZE,
+        before_operation=before_operation,
+    )
     _send(signals.run_started, run.id, storage)
     try:
         output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
     except LeaseLost:
         logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
         return None
+    except WorkerStopping:
+        return _release(storage, claimed, ctx)
     except Exception as error:
         return _record_failure(storage, claimed, job, ctx, error, began)
     pending = ctx.take_pending()
@@ -93,6 +110,23 @@ def _record_failure(
         _send(signals.run_failed, run.id, storage)
         return RunStatus.FAILED
     return RunStatus.WAITING if retry_delay > 0 else RunStatus.PENDING
+
+
+def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatus | None:
+    pending = ctx.take_pending()
+    try:
+        storage.release(claimed.lease, pending)
+    except LeaseLost:
+        logger.warning("run=%s job=%s outcome=lease_lost", claimed.run.id, claimed.run.job_name)
+        return None
+    ctx.announce(pending)
+    logger.info(
+        "run=%s job=%s attempt=%s outcome=released reason=worker_stopping",
+        claimed.run.id,
+        claimed.run.job_name,
+        claimed.run.attempt,
+    )
+    return RunStatus.PENDING
 
 
 def _send(signal: Any, run_id: Any, storage: Storage) -> None:

@@ -1,7 +1,9 @@
 """The worker loop: claim runs for free slots, execute them on threads, keep leases alive.
 
 The main thread claims, heartbeats and sweeps; each slot thread executes one run at a
-time on its own database connection.
+time on its own database connection. On stop, claiming ends, running jobs are released
+at their next step boundary, and whatever still runs when the grace period ends is
+released from the main thread (its later writes are fenced out).
 """
 
 from __future__ import annotations
@@ -9,29 +11,40 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from django.db import DatabaseError, close_old_connections, connections
 
 from .conf import durable_settings
+from .exceptions import LeaseLost, WorkerStopping
 from .jobs import Job, registered_jobs
 from .runner import execute_run
 from .storage import get_storage
-from .storage.base import ClaimedRun, Storage
+from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
 
 logger = logging.getLogger("django_durable")
 
 # How often to report pending runs of jobs this worker does not know (rolling deploys).
 UNKNOWN_JOBS_REPORT_INTERVAL = 60.0
 SWEEP_BATCH = 100
+MAX_BACKOFF = 10.0
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(slots=True)
+class _Active:
+    lease: Lease
+    # Monotonic time the lease was last known good: its claim, or a heartbeat sent later.
+    renewed_at: float
 
 
 class Worker:
@@ -41,6 +54,8 @@ class Worker:
         queues: Sequence[str] | None = ("default",),
         concurrency: int = 1,
         burst: bool = False,
+        max_runs: int | None = None,
+        grace: float = 30.0,
         worker_id: str | None = None,
         poll_interval: float | None = None,
         jobs: dict[str, Job] | None = None,
@@ -51,6 +66,8 @@ class Worker:
         self.queues = list(queues) if queues is not None else None
         self.concurrency = concurrency
         self.burst = burst
+        self.max_runs = max_runs
+        self.grace = grace
         self.worker_id = worker_id or default_worker_id()
         self.poll_interval = (
             durable_settings.POLL_INTERVAL if poll_interval is None else poll_interval
@@ -58,16 +75,25 @@ class Worker:
         self.jobs = registered_jobs() if jobs is None else jobs
         self.storage = storage or get_storage()
         self.processed = 0
+        self._claimed_total = 0
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._inbox: queue.Queue[ClaimedRun | None] = queue.Queue()
         # Runs claimed and not yet finished or given up; only these are heartbeated.
-        self._active: set[uuid.UUID] = set()
+        self._active: dict[uuid.UUID, _Active] = {}
         self._lock = threading.Lock()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
-        """Stop claiming; runs in flight finish, then :meth:`run` returns."""
+        """Stop claiming; running jobs are released at their next step boundary."""
         self._stopping.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Look for work now (new runs were announced)."""
         self._wake.set()
 
     def run(self) -> None:
@@ -86,26 +112,23 @@ class Worker:
             thread.start()
         try:
             self._loop()
+            self._drain()
         finally:
             for _ in slots:
                 self._inbox.put(None)
-            for thread in slots:
-                thread.join()
             connections.close_all()
-            logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
+        logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
 
     # -- main thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
-        next_heartbeat = next_report = next_sweep = 0.0
+        """Claim and execute until stopped, idle in burst mode, or --max-runs reached."""
+        next_report = next_sweep = 0.0
+        failures = 0
         while not self._stopping.is_set():
             now = time.monotonic()
             try:
-                if now >= next_heartbeat:
-                    with self._lock:
-                        active = list(self._active)
-                    self.storage.heartbeat(self.worker_id, active)
-                    next_heartbeat = now + durable_settings.heartbeat_interval
+                self._heartbeat_if_due()
                 if now >= next_report:
                     self._report_unknown_jobs()
                     next_report = now + UNKNOWN_JOBS_REPORT_INTERVAL
@@ -115,18 +138,83 @@ class Worker:
                     next_sweep = now + self.poll_interval
                 claimed = self._claim()
             except DatabaseError as error:
-                logger.warning("worker=%s event=database_error error=%s", self.worker_id, error)
+                failures += 1
+                delay = min(MAX_BACKOFF, self.poll_interval * 2**failures) * random.uniform(0.5, 1)
+                logger.warning(
+                    "worker=%s event=database_error error=%s retry_in=%.1f",
+                    self.worker_id,
+                    str(error).strip(),
+                    delay,
+                )
                 close_old_connections()
-                self._stopping.wait(self.poll_interval)
+                self._stopping.wait(delay)
                 continue
-            with self._lock:
-                busy = len(self._active)
-            if claimed and busy < self.concurrency:
-                continue  # more slots free: claim again at once
-            if self.burst and not claimed and busy == 0:
+            if failures:
+                logger.info("worker=%s event=database_reconnected", self.worker_id)
+                failures = 0
+            busy = self._busy()
+            if self.max_runs is not None and self._claimed_total >= self.max_runs:
+                if busy == 0:
+                    return
+            elif claimed and busy < self.concurrency:
+                continue  # slots still free: claim again at once
+            elif self.burst and not claimed and busy == 0:
                 return
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+
+    def _drain(self) -> None:
+        """After a stop: keep leases alive while jobs reach a step boundary, up to grace."""
+        deadline = time.monotonic() + self.grace
+        while self._busy() and time.monotonic() < deadline:
+            try:
+                self._heartbeat_if_due()
+            except DatabaseError as error:
+                logger.warning("worker=%s event=database_error error=%s", self.worker_id, error)
+                close_old_connections()
+            self._wake.wait(0.05)
+            self._wake.clear()
+        with self._lock:
+            stuck = [active.lease for active in self._active.values()]
+            self._active.clear()
+        for lease in stuck:
+            try:
+                self.storage.release(lease, Checkpoint())
+                logger.warning(
+                    "worker=%s run=%s event=released_after_grace grace=%s",
+                    self.worker_id,
+                    lease.run_id,
+                    self.grace,
+                )
+            except (LeaseLost, DatabaseError) as error:
+                logger.warning(
+                    "worker=%s run=%s event=release_failed error=%s",
+                    self.worker_id,
+                    lease.run_id,
+                    error,
+                )
+
+    def _busy(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def _heartbeat_if_due(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [
+                run_id
+                for run_id, active in self._active.items()
+                if now - active.renewed_at >= durable_settings.heartbeat_interval
+            ]
+        if not due:
+            return
+        # Renewal counts from before the statement is sent, so the worker's own view of
+        # its lease never outlives the database's.
+        self.storage.heartbeat(self.worker_id, due)
+        with self._lock:
+            for run_id in due:
+                if run_id in self._active:
+                    self._active[run_id].renewed_at = now
 
     def _sweep(self) -> None:
         swept = self.storage.recover_stale(
@@ -141,15 +229,19 @@ class Worker:
         self.storage.promote_due(limit=SWEEP_BATCH)
 
     def _claim(self) -> list[ClaimedRun]:
-        with self._lock:
-            free = self.concurrency - len(self._active)
+        free = self.concurrency - self._busy()
+        if self.max_runs is not None:
+            free = min(free, self.max_runs - self._claimed_total)
         if free <= 0:
             return []
+        claimed_at = time.monotonic()
         claimed = self.storage.claim(
             owner=self.worker_id, job_names=self.jobs, queues=self.queues, limit=free
         )
         with self._lock:
-            self._active.update(item.run.id for item in claimed)
+            for item in claimed:
+                self._active[item.run.id] = _Active(lease=item.lease, renewed_at=claimed_at)
+        self._claimed_total += len(claimed)
         for item in claimed:
             self._inbox.put(item)
         return claimed
@@ -166,22 +258,42 @@ class Worker:
 
     # -- slot threads ----------------------------------------------------------------------
 
+    def _guard(self, run_id: uuid.UUID) -> Callable[[], None]:
+        """Checked before each operation a job executes."""
+        stale_after = float(durable_settings.STALE_AFTER)
+
+        def before_operation() -> None:
+            with self._lock:
+                active = self._active.get(run_id)
+            if active is None or time.monotonic() - active.renewed_at >= stale_after:
+                raise LeaseLost(f"run {run_id}: no heartbeat succeeded for {stale_after}s")
+            if self._stopping.is_set():
+                raise WorkerStopping
+
+        return before_operation
+
     def _slot(self) -> None:
         try:
             while (claimed := self._inbox.get()) is not None:
+                run_id = claimed.run.id
                 try:
-                    execute_run(self.storage, claimed, self.jobs[claimed.run.job_name])
+                    execute_run(
+                        self.storage,
+                        claimed,
+                        self.jobs[claimed.run.job_name],
+                        before_operation=self._guard(run_id),
+                    )
                 except Exception:
                     # No longer heartbeated, the lease expires and another worker recovers
                     # the run. That counts a recovery, so a run that always breaks its
                     # worker ends failed instead of looping.
                     logger.exception(
-                        "worker=%s run=%s event=execution_error", self.worker_id, claimed.run.id
+                        "worker=%s run=%s event=execution_error", self.worker_id, run_id
                     )
                     close_old_connections()
                 finally:
                     with self._lock:
-                        self._active.discard(claimed.run.id)
+                        self._active.pop(run_id, None)
                         self.processed += 1
                     self._wake.set()
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from typing import Any
 
@@ -18,6 +19,13 @@ VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO, 3: loggi
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
         raise ValueError(text)
     return value
 
@@ -46,7 +54,8 @@ class Command(BaseCommand):
             type=positive_int,
             default=1,
             metavar="N",
-            help="Runs executed at once, one thread and connection each (default: 1).",
+            help="Runs executed at once, one thread and database connection each "
+            "(default: %(default)s).",
         )
         parser.add_argument(
             "--burst",
@@ -54,14 +63,32 @@ class Command(BaseCommand):
             help="Exit 0 once no runnable work is left instead of waiting for more.",
         )
         parser.add_argument(
+            "--max-runs",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="Exit 0 after executing N runs, e.g. to recycle the process (default: no limit).",
+        )
+        parser.add_argument(
             "--poll-interval",
             type=positive_float,
             default=None,
             metavar="SECONDS",
-            help="Seconds between looks for work when idle (default: DURABLE['POLL_INTERVAL'], 1).",
+            help="Seconds between looks for work when idle "
+            f"(default: DURABLE['POLL_INTERVAL'], now {durable_settings.POLL_INTERVAL}).",
         )
         parser.add_argument(
-            "--worker-id", default=None, help="Name in leases and logs (default: host:pid:random)."
+            "--grace",
+            type=non_negative_float,
+            default=30.0,
+            metavar="SECONDS",
+            help="On SIGTERM/SIGINT, seconds to let running jobs reach their next step "
+            "boundary before their runs are released anyway (default: %(default)s).",
+        )
+        parser.add_argument(
+            "--worker-id",
+            default=None,
+            help="Name in leases and logs (default: host:pid:random).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,25 +99,37 @@ class Command(BaseCommand):
                 "django_durable.W005: SQLite allows one writer at a time; --concurrency "
                 f"{options['concurrency']} adds contention, not speed. Use 1, or PostgreSQL."
             )
+        queues = options["queues"] or ["default"]
         worker = Worker(
-            queues=None if "*" in (options["queues"] or []) else options["queues"] or ["default"],
+            queues=None if "*" in queues else queues,
             concurrency=options["concurrency"],
             burst=options["burst"],
+            max_runs=options["max_runs"],
+            grace=options["grace"],
             worker_id=options["worker_id"],
             poll_interval=options["poll_interval"],
         )
         if not worker.jobs:
             raise CommandError("No jobs are registered: define @job functions in an app's jobs.py.")
+        self._install_signal_handlers(worker)
+        worker.run()
+
+    @staticmethod
+    def _install_signal_handlers(worker: Worker) -> None:
+        log = logging.getLogger("django_durable")
 
         def stop(signum: int, frame: Any) -> None:
-            logging.getLogger("django_durable").info(
-                "worker=%s event=stopping signal=%s", worker.worker_id, signal.Signals(signum).name
+            name = signal.Signals(signum).name
+            if worker.stopping:
+                log.warning("worker=%s event=exiting_now signal=%s", worker.worker_id, name)
+                os._exit(1)  # a second signal: leases expire and other workers recover
+            log.info(
+                "worker=%s event=stopping signal=%s grace=%s", worker.worker_id, name, worker.grace
             )
             worker.stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        worker.run()
 
     @staticmethod
     def _configure_logging(verbosity: int) -> None:
