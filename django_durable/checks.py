@@ -41,6 +41,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
         return errors
+    listen = user.get("LISTEN_DATABASE")
+    if listen not in (None, False) and listen not in settings.DATABASES:
+        errors.append(
+            checks.Error(
+                f"DURABLE['LISTEN_DATABASE'] is {listen!r}, which is not in settings.DATABASES.",
+                hint="Name a direct (not PgBouncer transaction-pooled) alias of the same "
+                "PostgreSQL database, or False to poll.",
+                id="django_durable.E006",
+            )
+        )
     if alias != "default":
         errors.append(
             checks.Info(

@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 1024 * 1024,
     # Seconds an idle worker waits before looking for work again.
     "POLL_INTERVAL": 1.0,
+    # PostgreSQL: alias of a direct (session) connection for LISTEN, so idle workers wake
+    # the moment runs are enqueued. None uses DATABASE; False polls every POLL_INTERVAL
+    # (needed behind PgBouncer in transaction pooling mode without a direct alias).
+    "LISTEN_DATABASE": None,
     # Buffered ctx.log records written together once this many are waiting.
     "LOG_BUFFER_SIZE": 100,
 }

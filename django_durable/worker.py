@@ -24,6 +24,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from .conf import durable_settings
 from .exceptions import LeaseLost, WorkerStopping
 from .jobs import Job, registered_jobs
+from .notify import Listener, listen_alias
 from .runner import execute_run
 from .storage import get_storage
 from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
@@ -110,6 +111,7 @@ class Worker:
         ]
         for thread in slots:
             thread.start()
+        self._start_listener()
         try:
             self._loop()
             self._drain()
@@ -118,6 +120,21 @@ class Worker:
                 self._inbox.put(None)
             connections.close_all()
         logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
+
+    def _start_listener(self) -> None:
+        alias = listen_alias()
+        if alias is None:
+            logger.info(
+                "worker=%s event=polling interval=%s reason=%s",
+                self.worker_id,
+                self.poll_interval,
+                "LISTEN_DATABASE is False"
+                if durable_settings.LISTEN_DATABASE is False
+                else "not PostgreSQL",
+            )
+            return
+        Listener(alias, self.queues, self.wake, self._stopping).start()
+        logger.info("worker=%s event=listening alias=%s", self.worker_id, alias)
 
     # -- main thread ---------------------------------------------------------------------
 

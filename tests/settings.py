@@ -62,6 +62,8 @@ DATABASES = {"default": database}
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),
     "POLL_INTERVAL": 0.1,
+    # Worker subprocesses started with DURABLE_TEST_POLL_ONLY poll instead of LISTEN.
+    "LISTEN_DATABASE": False if os.environ.get("DURABLE_TEST_POLL_ONLY") else None,
 }
 
 LOGGING = {

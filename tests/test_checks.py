@@ -85,6 +85,14 @@ def test_w006_mysql_needs_read_committed(settings):
     assert check_settings() == []
 
 
+def test_e006_listen_database_must_be_an_alias(settings):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"LISTEN_DATABASE": "direct"}
+    assert ids(check_settings()) == ["django_durable.E006"]
+    settings.DURABLE = {"LISTEN_DATABASE": False}
+    assert check_settings() == []
+
+
 def test_i001_another_alias_is_not_transactional_with_default(settings):
     settings.DATABASES = {"default": SQLITE_OK, "jobs": SQLITE_OK}
     settings.DURABLE = {"DATABASE": "jobs"}

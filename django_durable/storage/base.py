@@ -64,6 +64,7 @@ class Lease:
     run_id: uuid.UUID
     token: uuid.UUID
     owner: str
+    queue_name: str = "default"
     # The key whose slot this run holds; released when the run finishes.
     concurrency_key: str | None = None
 

@@ -61,7 +61,13 @@ def claim_runs(
     for run, fresh in runs:
         run.status = RunStatus.RUNNING
         run.started_at = run.started_at or now
-        lease = Lease(run_id=run.pk, token=token, owner=owner, concurrency_key=run.concurrency_key)
+        lease = Lease(
+            run_id=run.pk,
+            token=token,
+            owner=owner,
+            queue_name=run.queue_name,
+            concurrency_key=run.concurrency_key,
+        )
         claimed.append(ClaimedRun(run=run_record(run), lease=lease, fresh=fresh))
     return claimed
 

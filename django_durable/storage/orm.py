@@ -14,6 +14,7 @@ from django.utils import timezone
 from ..conf import durable_settings
 from ..exceptions import LeaseLost
 from ..models import ConcurrencySlot, Run, RunLog, Step
+from ..notify import announce
 from ..status import RunStatus
 from .base import (
     Checkpoint,
@@ -88,6 +89,7 @@ class ORMStorage:
         """A finished run gives up its concurrency key (a retrying one keeps it)."""
         if lease.concurrency_key is not None:
             ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
+            announce(self.alias, [lease.queue_name])  # the key's next run may start
 
     @staticmethod
     def _progress(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -110,12 +112,12 @@ class ORMStorage:
             # Future or not, the database clock decides when it becomes runnable.
             run.status, run.run_after, run.wake_at = RunStatus.WAITING, new.run_after, new.run_after
         if new.idempotency_key is None:
-            run.save(using=self.alias, force_insert=True)
+            self._insert(run)
             return run_record(run), True
         try:
             # A savepoint, so a duplicate key leaves the caller's transaction usable.
             with transaction.atomic(using=self.alias):
-                run.save(using=self.alias, force_insert=True)
+                self._insert(run)
         except IntegrityError:
             existing = (
                 self._runs()
@@ -126,6 +128,12 @@ class ORMStorage:
                 raise
             return run_record(existing), False
         return run_record(run), True
+
+    def _insert(self, run: Run) -> None:
+        run.save(using=self.alias, force_insert=True)
+        if run.status == RunStatus.PENDING:
+            # Delivered when the caller's transaction commits, never if it rolls back.
+            announce(self.alias, [run.queue_name])
 
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         run = self._runs().filter(pk=run_id).first()
@@ -198,6 +206,8 @@ class ORMStorage:
             self._write(lease, checkpoint)
             if retry_delay is None:
                 self._free_slot(lease)
+            elif retry_delay <= 0:
+                announce(self.alias, [lease.queue_name])
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
         with transaction.atomic(using=self.alias):
@@ -205,6 +215,7 @@ class ORMStorage:
                 lease, status=RunStatus.PENDING, **_CLEAR_LEASE, **self._progress(checkpoint)
             )
             self._write(lease, checkpoint)
+            announce(self.alias, [lease.queue_name])
 
     # -- housekeeping any worker does ------------------------------------------------------
 
@@ -223,14 +234,17 @@ class ORMStorage:
             stale = self._runs().filter(**expired).order_by("lease_expires_at")
             if self._vendor != "sqlite":
                 stale = stale.select_for_update(skip_locked=True)
-            rows = list(stale.values_list("pk", "recoveries", "errors", "attempt")[:limit])
-            requeue = [pk for pk, recoveries, _, _ in rows if recoveries < max_recoveries]
+            rows = list(
+                stale.values_list("pk", "recoveries", "errors", "attempt", "queue_name")[:limit]
+            )
+            requeue = [row[0] for row in rows if row[1] < max_recoveries]
             if requeue:
                 self._runs().filter(pk__in=requeue, **expired).update(
                     status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **_CLEAR_LEASE
                 )
+                announce(self.alias, [row[4] for row in rows if row[1] < max_recoveries])
             failed = []
-            for pk, recoveries, errors, attempt in rows:
+            for pk, recoveries, errors, attempt, _ in rows:
                 if recoveries < max_recoveries:
                     continue
                 lost = {
@@ -257,12 +271,18 @@ class ORMStorage:
 
     def promote_due(self, *, limit: int) -> int:
         due = dict(status=RunStatus.WAITING, wake_at__lte=DbNow())
-        ids = list(
-            self._runs().filter(**due).order_by("wake_at").values_list("pk", flat=True)[:limit]
+        rows = list(
+            self._runs().filter(**due).order_by("wake_at").values_list("pk", "queue_name")[:limit]
         )
-        if not ids:
+        if not rows:
             return 0
-        return self._runs().filter(pk__in=ids, **due).update(status=RunStatus.PENDING, wake_at=None)
+        promoted = (
+            self._runs()
+            .filter(pk__in=[pk for pk, _ in rows], **due)
+            .update(status=RunStatus.PENDING, wake_at=None)
+        )
+        announce(self.alias, [queue_name for _, queue_name in rows])
+        return promoted
 
     def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
         rows = (

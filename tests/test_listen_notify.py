@@ -1,0 +1,43 @@
+"""PostgreSQL wakes idle workers through LISTEN/NOTIFY; other setups poll and say so."""
+
+import time
+
+import pytest
+from django.db import connection
+
+from django_durable import RunStatus
+from django_durable.models import Run
+from tests.testapp import jobs
+from tests.workers import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_an_idle_worker_picks_up_a_new_run_without_waiting_for_its_poll(tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    worker = WorkerProcess(tmp_path / "w.log", "--poll-interval", "60")
+    try:
+        wait_until(lambda: "event=listening" in worker.output, what="the worker to listen")
+        time.sleep(0.5)  # let its first (empty) claim pass; it now sleeps up to 60 s
+        enqueued = time.monotonic()
+        handle = jobs.echo.enqueue("ping")
+        wait_until(
+            lambda: Run.objects.get(pk=handle.id).status == RunStatus.COMPLETED,
+            timeout=10,
+            what="the run to complete",
+        )
+        assert time.monotonic() - enqueued < 5
+    finally:
+        assert worker.terminate() == 0
+
+
+def test_listening_can_be_turned_off_and_the_worker_polls(tmp_path):
+    worker = WorkerProcess(tmp_path / "w.log", "--poll-interval", "0.2", DURABLE_TEST_POLL_ONLY="1")
+    try:
+        wait_until(lambda: "event=polling" in worker.output, what="the worker to start")
+        handle = jobs.echo.enqueue("ping")
+        wait_until(lambda: Run.objects.get(pk=handle.id).status == RunStatus.COMPLETED)
+    finally:
+        assert worker.terminate() == 0
+    assert "event=listening" not in worker.output
