@@ -3,6 +3,7 @@
 #
 #   .ci/databases.sh         install if missing, wipe $DURABLE_DB_ROOT, start both
 #   .ci/databases.sh stop    stop both (what a previous run under the same root started)
+#   .ci/databases.sh pg-stop | pg-start   stop / start the PostgreSQL server only
 #
 # Env: DURABLE_DB_ROOT (/tmp/durable-ci-db), DURABLE_PG_PORT (5432),
 #      DURABLE_MYSQL_PORT (3306), DURABLE_DB_TIMEOUT (60: seconds to wait for each server to start).
@@ -42,8 +43,14 @@ stop_ours() {
     fi
 }
 
-if [ "${1:-start}" = stop ]; then stop_ours; exit 0; fi
-[ "${1:-start}" = start ] || { echo "usage: $0 [start|stop]" >&2; exit 2; }
+# pg-stop / pg-start: the outage test stops and restarts the running PostgreSQL.
+case "${1:-start}" in
+    stop) stop_ours; exit 0 ;;
+    pg-stop) exec runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop ;;
+    pg-start) exec runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$ROOT/pg/server.log" -w start ;;
+    start) ;;
+    *) echo "usage: $0 [start|stop|pg-stop|pg-start]" >&2; exit 2 ;;
+esac
 
 # --- packages ---------------------------------------------------------------
 pkgs=(postgresql-15 mariadb-server mariadb-client libmariadb-dev pkg-config)

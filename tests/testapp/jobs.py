@@ -87,6 +87,28 @@ def echo(ctx, *args, **kwargs):
     return {"args": args, "kwargs": kwargs}
 
 
+def record(ctx, step):
+    """A step body that stores which process ran it, and when."""
+
+    def body():
+        Execution.objects.create(run_id=ctx.run_id, step=step, pid=os.getpid(), at=time.time())
+        return step
+
+    return body
+
+
+@job(name="tests.drain")
+def drain(ctx):
+    return [ctx.step(name, record(ctx, name)) for name in ("a", "b", "c")]
+
+
+@job(name="tests.keyed")
+def keyed(ctx):
+    ctx.step("enter", record(ctx, "enter"))
+    ctx.step("work", lambda: time.sleep(0.01))
+    ctx.step("leave", record(ctx, "leave"))
+
+
 if os.environ.get("DURABLE_TEST_NEW_CODE"):
     # Only "newer" worker processes know this job: a rolling deploy.
 

@@ -6,6 +6,9 @@ class Execution(models.Model):
 
     run_id = models.UUIDField()
     step = models.CharField(max_length=50)
+    pid = models.IntegerField(default=0)
+    # time.time() in the worker process: comparable across processes on one machine.
+    at = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
