@@ -3,6 +3,7 @@
 
     python3 dev.py demo   # run the example project's demo on SQLite
     python3 dev.py test   # lint, migration check and the test suite
+    python3 dev.py bench  # worker benchmark on a throwaway PostgreSQL (see bench/run.py)
 
 Each creates (once) a virtual environment for the running Python in .venv-X.Y, with
 Django 5.2 LTS on Python 3.11 and Django 6.1 on 3.12+. ``test`` runs the suite once per
@@ -109,6 +110,9 @@ def main() -> None:
         demo()
     elif command == "test":
         test(rest)
+    elif command == "bench":
+        python = ensure_venv({"postgres"})
+        run(python, ROOT / "bench" / "run.py", *rest, env={**os.environ, "PYTHONPATH": str(ROOT)})
     else:
         print(__doc__)
         sys.exit(0 if command in ("help", "-h", "--help") else 2)

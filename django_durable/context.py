@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from django.utils import timezone
 
 from . import signals
-from .exceptions import LeaseLost, NonDeterminismError, StepFailed
+from .exceptions import NonDeterminismError, RunAbandoned, StepFailed
 from .payloads import to_json
 from .retry import RetryPolicy
 from .status import StepKind, StepStatus
@@ -174,7 +174,7 @@ class RunContext:
             attempts += 1
             try:
                 return call(attempts)  # type: ignore[no-any-return]
-            except LeaseLost:
+            except RunAbandoned:
                 raise
             except _BadResult as bad:
                 self._buffer_failure(position, name, bad.error, attempts, started, replacing)

@@ -15,8 +15,20 @@ class RunNotFound(DurableError, LookupError):
     """No run has that id."""
 
 
-class LeaseLost(DurableError):
+class RunAbandoned(DurableError):
+    """This worker must stop executing the run; its lease expires and it is recovered."""
+
+
+class LeaseLost(RunAbandoned):
     """A fenced write found that this worker no longer owns the run; stop touching it."""
+
+
+class StorageError(RunAbandoned):
+    """The run's own journal or status could not be written (the database failed).
+
+    Not the job's fault, so never a step or run failure: the worker gives the run up
+    and another attempt at the same point follows once its lease expires.
+    """
 
 
 class NonDeterminismError(DurableError):

@@ -10,7 +10,7 @@ from typing import Any
 from . import signals
 from .conf import durable_settings
 from .context import RunContext, describe_error
-from .exceptions import LeaseLost, NonDeterminismError, WorkerStopping
+from .exceptions import LeaseLost, NonDeterminismError, RunAbandoned, WorkerStopping
 from .handles import RunHandle
 from .jobs import Job
 from .payloads import to_json
@@ -47,8 +47,8 @@ def execute_run(
     _send(signals.run_started, run.id, storage)
     try:
         output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
-    except LeaseLost:
-        logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
+    except RunAbandoned as abandoned:
+        _log_abandoned(claimed, abandoned)
         return None
     except WorkerStopping:
         return _release(storage, claimed, ctx)
@@ -57,8 +57,8 @@ def execute_run(
     pending = ctx.take_pending()
     try:
         storage.complete(claimed.lease, output, pending)
-    except LeaseLost:
-        logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
+    except RunAbandoned as abandoned:
+        _log_abandoned(claimed, abandoned)
         return None
     ctx.announce(pending)
     logger.info(
@@ -89,8 +89,8 @@ def _record_failure(
     pending = ctx.take_pending()
     try:
         storage.fail(claimed.lease, errors=errors, checkpoint=pending, retry_delay=retry_delay)
-    except LeaseLost:
-        logger.warning("run=%s job=%s outcome=lease_lost", run.id, run.job_name)
+    except RunAbandoned as abandoned:
+        _log_abandoned(claimed, abandoned)
         return None
     ctx.announce(pending)
     outcome = "failed" if retry_delay is None else "retrying"
@@ -112,12 +112,19 @@ def _record_failure(
     return RunStatus.WAITING if retry_delay > 0 else RunStatus.PENDING
 
 
+def _log_abandoned(claimed: ClaimedRun, error: RunAbandoned) -> None:
+    outcome = "lease_lost" if isinstance(error, LeaseLost) else "storage_error"
+    logger.warning(
+        "run=%s job=%s outcome=%s error=%s", claimed.run.id, claimed.run.job_name, outcome, error
+    )
+
+
 def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatus | None:
     pending = ctx.take_pending()
     try:
         storage.release(claimed.lease, pending)
-    except LeaseLost:
-        logger.warning("run=%s job=%s outcome=lease_lost", claimed.run.id, claimed.run.job_name)
+    except RunAbandoned as abandoned:
+        _log_abandoned(claimed, abandoned)
         return None
     ctx.announce(pending)
     logger.info(

@@ -309,9 +309,17 @@ class Worker:
                     )
                     close_old_connections()
                 finally:
+                    _reset_broken_connections()
                     with self._lock:
                         self._active.pop(run_id, None)
                         self.processed += 1
                     self._wake.set()
         finally:
             connections.close_all()
+
+
+def _reset_broken_connections() -> None:
+    """Drop this thread's connections that saw an error and no longer answer."""
+    for connection in connections.all(initialized_only=True):
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()

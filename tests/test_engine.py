@@ -10,6 +10,7 @@ from django_durable.exceptions import LeaseLost
 from django_durable.models import Run, RunLog, Step
 from django_durable.runner import execute_run
 from django_durable.storage import get_storage
+from django_durable.storage.base import Checkpoint
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
 from tests.testapp.models import Account, Execution
@@ -342,3 +343,30 @@ def test_log_exception_keeps_the_traceback():
     assert log.level == logging.ERROR
     assert log.message.startswith("lookup failed for order-9\nTraceback (most recent call last):")
     assert "KeyError: 'missing'" in log.message
+
+
+def test_a_failing_journal_write_abandons_the_run_instead_of_failing_it():
+    from django.db import OperationalError
+
+    from django_durable.storage.orm import ORMStorage
+
+    class DatabaseGoesAway(ORMStorage):
+        def checkpoint(self, lease, checkpoint):
+            self._fenced.write = self._broken  # the next fenced write fails
+            return super().checkpoint(lease, checkpoint)
+
+        def _broken(self, *args):
+            raise OperationalError("server closed the connection unexpectedly")
+
+    handle = jobs.three_steps.enqueue()
+    storage = DatabaseGoesAway()
+    (claimed,) = storage.claim(owner="w", job_names=["tests.three_steps"], queues=None, limit=1)
+    assert execute_run(storage, claimed, jobs.three_steps) is None
+    run = Run.objects.get(pk=handle.id)
+    assert run.status == RunStatus.RUNNING and run.errors == []  # left for recovery
+    assert not Step.objects.filter(run_id=handle.id).exists()
+    get_storage().release(claimed.lease, Checkpoint())  # as recovery would
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED and handle.errors == []
+    assert counts(handle.id) == {"step-1": 2, "step-2": 1, "step-3": 1}

@@ -8,13 +8,12 @@ transaction, so two workers can never both start runs of one key.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import OperationalError, connections, transaction
+from django.db import connections, transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -25,10 +24,7 @@ from ..status import RunStatus
 from .base import ClaimedRun, Lease
 from .convert import RUN_FIELDS, run_record
 from .dbclock import DbNow
-
-# MySQL/MariaDB error codes worth another try: deadlock, lock wait timeout.
-RETRYABLE_MYSQL_ERRORS = {1213, 1205}
-CLAIM_ATTEMPTS = 3
+from .deadlocks import retry_deadlocks
 
 
 def claim_runs(
@@ -42,21 +38,16 @@ def claim_runs(
     if not job_names or limit < 1:
         return []
     vendor = connections[alias].vendor
-    for attempt in range(1, CLAIM_ATTEMPTS + 1):
-        token = uuid.uuid4()
-        now = timezone.now()
-        try:
-            with transaction.atomic(using=alias):
-                if vendor == "sqlite":
-                    runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
-                else:
-                    runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
-            break
-        except OperationalError as error:
-            code = error.args[0] if error.args else None
-            if vendor != "mysql" or code not in RETRYABLE_MYSQL_ERRORS or attempt == CLAIM_ATTEMPTS:
-                raise
-            time.sleep(0.01 * attempt)
+    token = uuid.uuid4()
+    now = timezone.now()
+
+    def claim_once() -> list[tuple[Run, bool]]:
+        with transaction.atomic(using=alias):
+            if vendor == "sqlite":
+                return _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
+            return _claim_locking(alias, owner, token, now, job_names, queues, limit)
+
+    runs = retry_deadlocks(alias, claim_once)
     claimed = []
     for run, fresh in runs:
         run.status = RunStatus.RUNNING

@@ -7,13 +7,13 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from ..conf import durable_settings
-from ..exceptions import LeaseLost
-from ..models import ConcurrencySlot, Run, RunLog, Step
+from ..exceptions import StorageError
+from ..models import ConcurrencySlot, Run, Step
 from ..notify import announce
 from ..status import RunStatus
 from .base import (
@@ -26,8 +26,9 @@ from .base import (
     StepRecord,
 )
 from .claim import claim_runs
-from .convert import STEP_FIELDS, run_record, step_record
+from .convert import run_record, step_record
 from .dbclock import DbNow
+from .fenced import FencedWriter
 
 _CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
@@ -37,6 +38,7 @@ class ORMStorage:
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
+        self._fenced = FencedWriter(alias)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -50,50 +52,13 @@ class ORMStorage:
     def _lease_expiry(self) -> DbNow:
         return DbNow(durable_settings.STALE_AFTER)
 
-    def _fence(self, lease: Lease, **changes: Any) -> None:
-        """The fencing update: change the run only while ``lease`` still owns it."""
-        updated = (
-            self._runs()
-            .filter(pk=lease.run_id, lease_token=lease.token, status=RunStatus.RUNNING)
-            .update(**changes)
-        )
-        if not updated:
-            raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
-
-    def _write(self, lease: Lease, checkpoint: Checkpoint) -> None:
-        """Insert the buffered journal entries and logs (the run row is already fenced)."""
-        new_steps = []
-        for record in checkpoint.steps:
-            values = {name: getattr(record, name) for name in STEP_FIELDS}
-            if record.position in checkpoint.replacing:
-                Step.objects.using(self.alias).filter(
-                    run_id=lease.run_id, position=record.position
-                ).update(**values)
-            else:
-                new_steps.append(Step(run_id=lease.run_id, **values))
-        if new_steps:
-            Step.objects.using(self.alias).bulk_create(new_steps)
-        if checkpoint.logs:
-            RunLog.objects.using(self.alias).bulk_create(
-                RunLog(
-                    run_id=lease.run_id,
-                    attempt=log.attempt,
-                    level=log.level,
-                    message=log.message,
-                    created_at=log.created_at,
-                )
-                for log in checkpoint.logs
-            )
-
-    def _free_slot(self, lease: Lease) -> None:
-        """A finished run gives up its concurrency key (a retrying one keeps it)."""
-        if lease.concurrency_key is not None:
-            ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
-            announce(self.alias, [lease.queue_name])  # the key's next run may start
-
     @staticmethod
     def _progress(checkpoint: Checkpoint) -> dict[str, Any]:
         return {} if checkpoint.progress is None else {"progress": checkpoint.progress}
+
+    def _renewal(self, checkpoint: Checkpoint) -> dict[str, Any]:
+        """A checkpoint renews the lease as it fences (and stores progress, if any)."""
+        return {"lease_expires_at": self._lease_expiry(), **self._progress(checkpoint)}
 
     # -- enqueue and lookups -------------------------------------------------------------
 
@@ -158,28 +123,37 @@ class ORMStorage:
     # -- fenced writes by the lease holder -------------------------------------------------
 
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None:
-        with transaction.atomic(using=self.alias):
-            self._fence(lease, lease_expires_at=self._lease_expiry(), **self._progress(checkpoint))
-            self._write(lease, checkpoint)
+        with _storage_errors(lease):
+            self._fenced.write(lease, self._renewal(checkpoint), checkpoint)
 
     @contextmanager
     def fenced_transaction(self, lease: Lease) -> Iterator[_FencedTransaction]:
-        with transaction.atomic(using=self.alias):
-            self._fence(lease, lease_expires_at=self._lease_expiry())
-            yield _FencedTransaction(self, lease)
+        body_failed = False
+        try:
+            with transaction.atomic(using=self.alias):
+                self._fenced.fence(lease, {"lease_expires_at": self._lease_expiry()})
+                try:
+                    yield _FencedTransaction(self, lease)
+                except BaseException:
+                    body_failed = True  # the step's own error, not ours
+                    raise
+        except DatabaseError as error:
+            if body_failed:
+                raise
+            raise StorageError(
+                f"run {lease.run_id}: the atomic step's transaction failed: {error}"
+            ) from error
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None:
-        with transaction.atomic(using=self.alias):
-            self._fence(
-                lease,
-                status=RunStatus.COMPLETED,
-                output=output,
-                finished_at=timezone.now(),
-                **_CLEAR_LEASE,
-                **self._progress(checkpoint),
-            )
-            self._write(lease, checkpoint)
-            self._free_slot(lease)
+        changes = {
+            "status": RunStatus.COMPLETED,
+            "output": output,
+            "finished_at": timezone.now(),
+            **_CLEAR_LEASE,
+            **self._progress(checkpoint),
+        }
+        with _storage_errors(lease):
+            self._end(lease, changes, checkpoint, frees_slot=True)
 
     def fail(
         self,
@@ -189,33 +163,39 @@ class ORMStorage:
         checkpoint: Checkpoint,
         retry_delay: float | None,
     ) -> None:
+        changes: dict[str, Any] = {"errors": errors, **_CLEAR_LEASE, **self._progress(checkpoint)}
         if retry_delay is None:
-            changes: dict[str, Any] = {"status": RunStatus.FAILED, "finished_at": timezone.now()}
+            changes |= {"status": RunStatus.FAILED, "finished_at": timezone.now()}
         elif retry_delay <= 0:
-            changes = {"status": RunStatus.PENDING, "attempt": F("attempt") + 1}
+            changes |= {"status": RunStatus.PENDING, "attempt": F("attempt") + 1}
         else:
-            changes = {
+            changes |= {
                 "status": RunStatus.WAITING,
                 "wake_at": DbNow(retry_delay),
                 "attempt": F("attempt") + 1,
             }
-        with transaction.atomic(using=self.alias):
-            self._fence(
-                lease, errors=errors, **changes, **_CLEAR_LEASE, **self._progress(checkpoint)
-            )
-            self._write(lease, checkpoint)
-            if retry_delay is None:
-                self._free_slot(lease)
-            elif retry_delay <= 0:
+        with _storage_errors(lease):
+            self._end(lease, changes, checkpoint, frees_slot=retry_delay is None)
+            if retry_delay is not None and retry_delay <= 0:
                 announce(self.alias, [lease.queue_name])
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
-        with transaction.atomic(using=self.alias):
-            self._fence(
-                lease, status=RunStatus.PENDING, **_CLEAR_LEASE, **self._progress(checkpoint)
-            )
-            self._write(lease, checkpoint)
+        changes = {"status": RunStatus.PENDING, **_CLEAR_LEASE, **self._progress(checkpoint)}
+        with _storage_errors(lease):
+            self._fenced.write(lease, changes, checkpoint)
             announce(self.alias, [lease.queue_name])
+
+    def _end(
+        self, lease: Lease, changes: dict[str, Any], checkpoint: Checkpoint, *, frees_slot: bool
+    ) -> None:
+        if not (frees_slot and lease.concurrency_key is not None):
+            self._fenced.write(lease, changes, checkpoint)
+            return
+        # A finished run gives up its concurrency key in the same transaction.
+        with transaction.atomic(using=self.alias):
+            self._fenced.write(lease, changes, checkpoint)
+            ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
+        announce(self.alias, [lease.queue_name])  # the key's next run may start
 
     # -- housekeeping any worker does ------------------------------------------------------
 
@@ -296,12 +276,26 @@ class ORMStorage:
         return {row["job_name"]: row["count"] for row in rows}
 
 
+@contextmanager
+def _storage_errors(lease: Lease) -> Iterator[None]:
+    """Our own writes failing is not the job's fault: report it as StorageError."""
+    try:
+        yield
+    except DatabaseError as error:
+        raise StorageError(
+            f"run {lease.run_id}: writing to the database failed: {error}"
+        ) from error
+
+
 class _FencedTransaction:
     def __init__(self, storage: ORMStorage, lease: Lease) -> None:
         self._storage = storage
         self._lease = lease
 
     def write(self, checkpoint: Checkpoint) -> None:
-        if checkpoint.progress is not None:
-            self._storage._runs().filter(pk=self._lease.run_id).update(progress=checkpoint.progress)
-        self._storage._write(self._lease, checkpoint)
+        with _storage_errors(self._lease):
+            if checkpoint.progress is not None:
+                self._storage._runs().filter(pk=self._lease.run_id).update(
+                    progress=checkpoint.progress
+                )
+            self._storage._fenced.insert(self._lease, checkpoint)

@@ -1,0 +1,28 @@
+"""No-op jobs the benchmark drains."""
+
+import time
+
+from django_durable import job
+
+
+@job(name="bench.one_step")
+def one_step(ctx):
+    return ctx.step("only", lambda: None)
+
+
+@job(name="bench.ten_steps")
+def ten_steps(ctx):
+    for i in range(10):
+        ctx.step(f"step-{i}", lambda: None)
+
+
+@job(name="bench.many_steps")
+def many_steps(ctx, steps):
+    for i in range(steps):
+        ctx.step(f"step-{i}", lambda: None)
+
+
+@job(name="bench.first_step_time")
+def first_step_time(ctx):
+    """Returns when its first step began, for pickup latency."""
+    return ctx.step("started", time.time)

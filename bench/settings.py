@@ -1,0 +1,18 @@
+"""Settings for the benchmark: DATABASE_URL names the throwaway PostgreSQL it starts."""
+
+import environ
+
+env = environ.Env()
+
+SECRET_KEY = "bench-only"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django_durable", "bench.benchapp"]
+DATABASES = {"default": env.db_url("DATABASE_URL")}
+DATABASES["default"]["CONN_MAX_AGE"] = None
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DURABLE = {"POLL_INTERVAL": 1.0}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django_durable": {"level": "WARNING"}},
+}

@@ -1,0 +1,146 @@
+"""Writes by a run's lease holder: a fencing UPDATE of the run, then the checkpoint's rows.
+
+Every write is conditional on the lease token, so a worker that lost its lease changes
+nothing. On PostgreSQL the UPDATE and the inserts are one statement (data-modifying
+CTEs that insert only if the fence matched), which makes a step's checkpoint a single
+round trip with no separate BEGIN/COMMIT; elsewhere they share one short transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from ..exceptions import LeaseLost
+from ..models import Run, RunLog, Step
+from ..status import RunStatus
+from .base import Checkpoint, Lease
+from .deadlocks import retry_deadlocks
+from .sql import fence_where, insert_rows, set_clause
+
+STEP_COLUMNS = (
+    "run",
+    "position",
+    "kind",
+    "name",
+    "status",
+    "result",
+    "error",
+    "attempts",
+    "run_attempt",
+    "started_at",
+    "finished_at",
+)
+LOG_COLUMNS = ("run", "attempt", "level", "message", "created_at")
+
+
+def _step_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
+    return [
+        {name: lease.run_id if name == "run" else getattr(step, name) for name in STEP_COLUMNS}
+        for step in checkpoint.steps
+        if step.position not in checkpoint.replacing
+    ]
+
+
+def _log_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
+    return [
+        {
+            "run": lease.run_id,
+            "attempt": log.attempt,
+            "level": log.level,
+            "message": log.message,
+            "created_at": log.created_at,
+        }
+        for log in checkpoint.logs
+    ]
+
+
+class FencedWriter:
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def _fence_sql(
+        self, connection: BaseDatabaseWrapper, lease: Lease, changes: Mapping[str, Any]
+    ) -> tuple[str, list[Any]]:
+        assignments, set_params = set_clause(Run, changes, connection)
+        where, where_params = fence_where(
+            Run,
+            {"id": lease.run_id, "lease_token": lease.token, "status": RunStatus.RUNNING},
+            connection,
+        )
+        table = connection.ops.quote_name(Run._meta.db_table)
+        return f"UPDATE {table} SET {assignments} WHERE {where}", [*set_params, *where_params]
+
+    def fence(self, lease: Lease, changes: Mapping[str, Any]) -> None:
+        """Change the run only while ``lease`` still owns it; ``LeaseLost`` otherwise."""
+        connection = connections[self.alias]
+        sql, params = self._fence_sql(connection, lease, changes)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.rowcount != 1:
+                raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+
+    def insert(self, lease: Lease, checkpoint: Checkpoint) -> None:
+        """Insert the checkpoint's journal entries and logs (the run is already fenced)."""
+        connection = connections[self.alias]
+        for record in checkpoint.steps:
+            if record.position in checkpoint.replacing:
+                Step.objects.using(self.alias).filter(
+                    run_id=lease.run_id, position=record.position
+                ).update(**{name: getattr(record, name) for name in STEP_COLUMNS[1:]})
+        with connection.cursor() as cursor:
+            for model, columns, rows in (
+                (Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
+                (RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
+            ):
+                if rows:
+                    names, templates, params = insert_rows(model, columns, rows, connection)
+                    table = connection.ops.quote_name(model._meta.db_table)
+                    cursor.execute(
+                        f"INSERT INTO {table} ({names}) VALUES {', '.join(templates)}", params
+                    )
+
+    def write(self, lease: Lease, changes: Mapping[str, Any], checkpoint: Checkpoint) -> None:
+        """The fenced UPDATE with ``changes`` and the checkpoint's rows, atomically."""
+        connection = connections[self.alias]
+        if connection.vendor == "postgresql" and not checkpoint.replacing:
+            self._write_one_statement(connection, lease, changes, checkpoint)
+            return
+
+        def write_in_transaction() -> None:
+            with transaction.atomic(using=self.alias):
+                self.fence(lease, changes)
+                self.insert(lease, checkpoint)
+
+        retry_deadlocks(self.alias, write_in_transaction)
+
+    def _write_one_statement(
+        self,
+        connection: BaseDatabaseWrapper,
+        lease: Lease,
+        changes: Mapping[str, Any],
+        checkpoint: Checkpoint,
+    ) -> None:
+        fence_sql, params = self._fence_sql(connection, lease, changes)
+        ctes = [f"fence AS ({fence_sql} RETURNING 1)"]
+        for label, model, columns, rows in (
+            ("steps", Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
+            ("logs", RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
+        ):
+            if rows:
+                names, templates, row_params = insert_rows(
+                    model, columns, rows, connection, cast=True
+                )
+                table = connection.ops.quote_name(model._meta.db_table)
+                # Each row is selected FROM fence: no fence row, nothing inserted.
+                selects = " UNION ALL ".join(f"SELECT {t[1:-1]} FROM fence" for t in templates)
+                ctes.append(f"{label} AS (INSERT INTO {table} ({names}) {selects})")
+                params.extend(row_params)
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM fence", params)
+            (fenced,) = cursor.fetchone()
+        if not fenced:
+            raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
