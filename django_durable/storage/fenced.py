@@ -65,13 +65,23 @@ class FencedWriter:
     def _fence_sql(
         self, connection: BaseDatabaseWrapper, lease: Lease, changes: Mapping[str, Any]
     ) -> tuple[str, list[Any]]:
-        assignments, set_params = set_clause(Run, changes, connection)
+        """The fence: an UPDATE with ``changes``, or with none a row lock.
+
+        Locking the run row is enough to order a checkpoint against a takeover (which
+        must UPDATE the row, so it waits, or has committed and changed the token), and
+        unlike an UPDATE it writes no new row version or index entries.
+        """
         where, where_params = fence_where(
             Run,
             {"id": lease.run_id, "lease_token": lease.token, "status": RunStatus.RUNNING},
             connection,
         )
         table = connection.ops.quote_name(Run._meta.db_table)
+        if not changes:
+            # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
+            lock = {"postgresql": "FOR SHARE", "sqlite": ""}.get(connection.vendor, "FOR UPDATE")
+            return f"SELECT 1 FROM {table} WHERE {where} {lock}", where_params
+        assignments, set_params = set_clause(Run, changes, connection)
         return f"UPDATE {table} SET {assignments} WHERE {where}", [*set_params, *where_params]
 
     def fence(self, lease: Lease, changes: Mapping[str, Any]) -> None:
@@ -80,8 +90,9 @@ class FencedWriter:
         sql, params = self._fence_sql(connection, lease, changes)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            if cursor.rowcount != 1:
-                raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+            fenced = cursor.rowcount if changes else len(cursor.fetchall())
+        if fenced != 1:
+            raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
     def insert(self, lease: Lease, checkpoint: Checkpoint) -> None:
         """Insert the checkpoint's journal entries and logs (the run is already fenced)."""
@@ -125,7 +136,7 @@ class FencedWriter:
         checkpoint: Checkpoint,
     ) -> None:
         fence_sql, params = self._fence_sql(connection, lease, changes)
-        ctes = [f"fence AS ({fence_sql} RETURNING 1)"]
+        ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
         for label, model, columns, rows in (
             ("steps", Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
             ("logs", RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
@@ -141,6 +152,7 @@ class FencedWriter:
                 params.extend(row_params)
         with connection.cursor() as cursor:
             cursor.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM fence", params)
-            (fenced,) = cursor.fetchone()
+            row = cursor.fetchone()
+        fenced = row[0] if row else 0
         if not fenced:
             raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")

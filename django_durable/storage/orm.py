@@ -56,10 +56,6 @@ class ORMStorage:
     def _progress(checkpoint: Checkpoint) -> dict[str, Any]:
         return {} if checkpoint.progress is None else {"progress": checkpoint.progress}
 
-    def _renewal(self, checkpoint: Checkpoint) -> dict[str, Any]:
-        """A checkpoint renews the lease as it fences (and stores progress, if any)."""
-        return {"lease_expires_at": self._lease_expiry(), **self._progress(checkpoint)}
-
     # -- enqueue and lookups -------------------------------------------------------------
 
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
@@ -124,14 +120,15 @@ class ORMStorage:
 
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None:
         with _storage_errors(lease):
-            self._fenced.write(lease, self._renewal(checkpoint), checkpoint)
+            # Heartbeats keep the lease; a checkpoint only fences (and stores progress).
+            self._fenced.write(lease, self._progress(checkpoint), checkpoint)
 
     @contextmanager
     def fenced_transaction(self, lease: Lease) -> Iterator[_FencedTransaction]:
         body_failed = False
         try:
             with transaction.atomic(using=self.alias):
-                self._fenced.fence(lease, {"lease_expires_at": self._lease_expiry()})
+                self._fenced.fence(lease, {})
                 try:
                     yield _FencedTransaction(self, lease)
                 except BaseException:

@@ -57,6 +57,24 @@ def fence_where(
     return " AND ".join(parts), params
 
 
+_ROW_TEMPLATES: dict[tuple[Any, ...], tuple[str, str, list[Field[Any, Any]]]] = {}
+
+
+def _row_template(
+    model: type[Model], names: Sequence[str], connection: BaseDatabaseWrapper, cast: bool
+) -> tuple[str, str, list[Field[Any, Any]]]:
+    key = (model, tuple(names), connection.vendor, cast)
+    if key not in _ROW_TEMPLATES:
+        quote = connection.ops.quote_name
+        fields = [_field(model, name) for name in names]
+        columns = ", ".join(quote(str(field.column)) for field in fields)
+        row_sql = ", ".join(
+            f"CAST(%s AS {field.db_type(connection)})" if cast else "%s" for field in fields
+        )
+        _ROW_TEMPLATES[key] = (columns, f"({row_sql})", fields)
+    return _ROW_TEMPLATES[key]
+
+
 def insert_rows(
     model: type[Model],
     names: Sequence[str],
@@ -70,15 +88,10 @@ def insert_rows(
     ``cast`` wraps each placeholder in a CAST to the column's type, which PostgreSQL
     needs when the rows come from a SELECT rather than a VALUES list.
     """
-    quote = connection.ops.quote_name
-    fields = [_field(model, name) for name in names]
-    columns = ", ".join(quote(str(field.column)) for field in fields)
-    row_sql = ", ".join(
-        f"CAST(%s AS {field.db_type(connection)})" if cast else "%s" for field in fields
-    )
+    columns, row_sql, fields = _row_template(model, names, connection, cast)
     templates: list[str] = []
     params: list[Any] = []
     for row in rows:
-        templates.append(f"({row_sql})")
+        templates.append(row_sql)
         params.extend(field.get_db_prep_save(row[field.name], connection) for field in fields)
     return columns, templates, params
