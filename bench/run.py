@@ -109,6 +109,62 @@ def drain_rate(job_name: str, runs: int, workers: Workers) -> tuple[float, float
     return enqueue_rate, runs / (last - committed)
 
 
+def process_footprint(pid: int) -> tuple[int, int]:
+    """(resident memory in KiB, thread count) of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in status)
+    return int(fields["VmRSS"].split()[0]), int(fields["Threads"])
+
+
+def database_connections() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def leak_check(runs: int, workers: Workers) -> list[tuple[str, str, str]]:
+    """Worker memory, threads and database connections after a warm-up and after ``runs``."""
+    from django.db import transaction
+
+    from django_durable import get_job
+    from django_durable.models import Run
+
+    job = get_job("bench.one_step")
+    reset()
+    batch = 5000
+
+    def drain(count: int) -> None:
+        for start in range(0, count, batch):
+            with transaction.atomic():
+                for _ in range(min(batch, count - start)):
+                    job.enqueue()
+            while Run.objects.filter(status="pending").exists():
+                time.sleep(0.2)
+            Run.objects.filter(status="completed").delete()
+
+    drain(batch)  # warm-up: imports, caches, connection pools
+    before = [process_footprint(p.pid) for p in workers.processes]
+    connections_before = database_connections()
+    drain(runs)
+    time.sleep(0.5)
+    after = [process_footprint(p.pid) for p in workers.processes]
+    connections_after = database_connections()
+    pairs = list(zip(before, after, strict=True))
+    rss = [f"{b[0] / 1024:.1f} -> {a[0] / 1024:.1f} MiB" for b, a in pairs]
+    growth = max(a[0] / b[0] - 1 for b, a in pairs) * 100
+    return [
+        (
+            f"worker memory over {runs:,} runs (after a warm-up)",
+            "; ".join(rss),
+            f"{growth:+.1f}% at most",
+        ),
+        ("worker threads", f"{[b[1] for b in before]} -> {[a[1] for a in after]}", ""),
+        ("database connections", f"{connections_before} -> {connections_after}", ""),
+    ]
+
+
 def pickup_latencies(samples: int) -> list[float]:
     """Milliseconds from an enqueue's commit to its first step starting."""
     from django.db import transaction
@@ -161,6 +217,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--leak-runs", type=int, default=0, help="also drain this many runs, watching for leaks"
+    )
     args = parser.parse_args()
 
     server = ThrowawayPostgres()
@@ -177,6 +236,7 @@ def main() -> None:
             enqueue_rate, one_step = drain_rate("bench.one_step", args.runs, workers)
             _, ten_steps = drain_rate("bench.ten_steps", args.runs // 4, workers)
             latencies = pickup_latencies(args.latency_samples)
+            leaks = leak_check(args.leak_runs, workers) if args.leak_runs else []
         finally:
             workers.stop()
     finally:
@@ -205,6 +265,8 @@ def main() -> None:
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     print(f"  pickup latency samples: {len(latencies)}, mean {statistics.mean(latencies):.1f} ms")
+    for name, value, note in leaks:
+        print(f"  {name}: {value} {note}".rstrip())
 
 
 def server_version_note() -> str:
