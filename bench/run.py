@@ -273,7 +273,8 @@ def server_version_note() -> str:
     result = subprocess.run(
         ["/usr/lib/postgresql/15/bin/postgres", "--version"], capture_output=True, text=True
     )
-    return result.stdout.strip().split()[-1] if result.returncode == 0 else "?"
+    # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" -> "15.18"
+    return result.stdout.split()[2] if result.returncode == 0 else "?"
 
 
 if __name__ == "__main__":
