@@ -1,7 +1,9 @@
 """Durable execution for Django: jobs of checkpointed steps, journaled in your database."""
 
 from .exceptions import (
+    ChildRunFailed,
     DurableError,
+    EventTimeout,
     JobNotRegistered,
     LeaseLost,
     NonDeterminismError,
@@ -10,11 +12,14 @@ from .exceptions import (
 )
 from .handles import RunHandle, aget_run, get_run
 from .jobs import Job, get_job, job, registered_jobs
+from .operations import send_event
 from .retry import RetryPolicy
 from .status import RunStatus
 
 __all__ = [
+    "ChildRunFailed",
     "DurableError",
+    "EventTimeout",
     "Job",
     "JobNotRegistered",
     "LeaseLost",
@@ -29,4 +34,5 @@ __all__ = [
     "get_run",
     "job",
     "registered_jobs",
+    "send_event",
 ]

@@ -14,17 +14,21 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.utils import timezone
 
-from . import signals
+from . import signals, waiting
 from .exceptions import NonDeterminismError, RunAbandoned, StepFailed
 from .payloads import to_json
 from .retry import RetryPolicy
 from .status import StepKind, StepStatus
 from .storage.base import Checkpoint, ClaimedRun, LogRecord, StepRecord, Storage
+
+if TYPE_CHECKING:
+    from .jobs import Job
 
 T = TypeVar("T")
 
@@ -119,22 +123,14 @@ class RunContext:
         A step that still fails after ``retry`` is journaled as failed and raises
         ``StepFailed`` with the original exception as ``__cause__``.
         """
-        if self._in_step is not None:
-            raise RuntimeError(
-                f"ctx.step({name!r}) was called inside the function of step "
-                f"{self._in_step!r}; durable operations belong in the job function itself"
-            )
-        position = self._position
-        self._position += 1
-        recorded = self._replay(position, StepKind.STEP, name)
+        position, recorded = self._begin(StepKind.STEP, name)
         if recorded is not None:
             if recorded.status == StepStatus.COMPLETED:
                 return recorded.result  # type: ignore[no-any-return]
             error = recorded.error or {}
             raise StepFailed(name, error.get("type", ""), error.get("message", ""))
         replacing = position in self._journal
-        if self._before_operation is not None:
-            self._before_operation()  # the worker may stop here or have lost the lease
+        self._guard()
         started = timezone.now()
 
         def call_fn() -> Any:
@@ -195,6 +191,37 @@ class RunContext:
                 self._buffer_failure(position, name, error, attempts, started, replacing)
                 raise StepFailed(name, _type_name(error), str(error)) from error
 
+    def sleep(self, name: str, delay: timedelta | float) -> None:
+        """Pause the run for ``delay`` (a timedelta or seconds) without holding a worker.
+
+        The wake time is computed once from the database clock and journaled.
+        """
+        waiting.sleep(self, name, delay)
+
+    def sleep_until(self, name: str, when: datetime) -> None:
+        """Pause the run until ``when`` (timezone-aware) without holding a worker."""
+        waiting.sleep_until(self, name, when)
+
+    def wait_for_event(self, name: str, timeout: timedelta | float | None = None) -> Any:
+        """The payload of the oldest unconsumed event ``name`` sent with ``send_event``,
+        waiting without a worker until one arrives; ``EventTimeout`` after ``timeout``."""
+        return waiting.wait_for_event(self, name, timeout)
+
+    def start_child(self, job: Job, *args: Any, **kwargs: Any) -> waiting.ChildHandle:
+        """Start a child run of ``job``: created exactly once, however often this replays."""
+        return waiting.start_child(self, job, *args, **kwargs)
+
+    def start_children(
+        self, job: Job, kwargs_list: Sequence[Mapping[str, Any]]
+    ) -> list[waiting.ChildHandle]:
+        """Start one child run of ``job`` per mapping of keyword arguments, together."""
+        return waiting.start_children(self, job, kwargs_list)
+
+    def wait_for_children(self, handles: Sequence[waiting.ChildHandle]) -> list[Any]:
+        """Wait without a worker until every child finished; return their outputs in order,
+        or raise ``ChildRunFailed`` naming the children that did not complete."""
+        return waiting.wait_for_children(self, handles)
+
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
         """Record how far the run is; stored with the next checkpoint."""
         self._pending.progress = to_json(
@@ -202,6 +229,21 @@ class RunContext:
         )
 
     # -- journal bookkeeping -------------------------------------------------------------
+
+    def _begin(self, kind: StepKind, name: str) -> tuple[int, StepRecord | None]:
+        """Take the next journal position; return it with its journaled outcome, if any."""
+        if self._in_step is not None:
+            raise RuntimeError(
+                f"ctx.{_METHODS[kind]}({name!r}) was called inside the function of step "
+                f"{self._in_step!r}; durable operations belong in the job function itself"
+            )
+        position = self._position
+        self._position += 1
+        return position, self._replay(position, kind, name)
+
+    def _guard(self) -> None:
+        if self._before_operation is not None:
+            self._before_operation()  # the worker may stop here or have lost the lease
 
     def _replay(self, position: int, kind: StepKind, name: str) -> StepRecord | None:
         """The journaled outcome at ``position``, or None when the operation must run."""
@@ -233,10 +275,11 @@ class RunContext:
         error: dict[str, Any] | None,
         attempts: int,
         started: Any,
+        kind: StepKind = StepKind.STEP,
     ) -> StepRecord:
         return StepRecord(
             position=position,
-            kind=StepKind.STEP,
+            kind=kind,
             name=name,
             status=status,
             result=result,
@@ -300,6 +343,15 @@ class RunContext:
             )
             if signal.has_listeners():
                 signal.send_robust(sender=RunContext, run=self.run_id, step=step)
+
+
+_METHODS = {
+    StepKind.STEP: "step",
+    StepKind.SLEEP: "sleep",
+    StepKind.EVENT: "wait_for_event",
+    StepKind.CHILDREN: "start_children",
+    StepKind.WAIT_CHILDREN: "wait_for_children",
+}
 
 
 def _type_name(error: BaseException) -> str:

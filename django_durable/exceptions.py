@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DurableError(Exception):
     """Base class for django_durable errors."""
@@ -50,3 +52,31 @@ class WorkerStopping(BaseException):
 
     A ``BaseException`` so that a job's own ``except Exception`` does not swallow it.
     """
+
+
+class Suspended(BaseException):
+    """Raised once a run has been parked as waiting; unwinds the job function.
+
+    A ``BaseException`` so that a job's own ``except Exception`` does not swallow it.
+    """
+
+
+class EventTimeout(DurableError):
+    """``ctx.wait_for_event`` waited longer than its timeout."""
+
+    def __init__(self, name: str, deadline: str | None = None) -> None:
+        super().__init__(f"no event {name!r} arrived before {deadline}")
+        self.name = name
+        self.deadline = deadline
+
+
+class ChildRunFailed(DurableError):
+    """Child runs awaited by ``ctx.wait_for_children`` did not complete."""
+
+    def __init__(self, failures: list[dict[str, Any]]) -> None:
+        described = ", ".join(
+            f"{f['id']} ({f['status']}: {(f.get('error') or {}).get('message') or 'no error'})"
+            for f in failures
+        )
+        super().__init__(f"{len(failures)} child run(s) did not complete: {described}")
+        self.failures = failures

@@ -32,8 +32,12 @@ class Run(models.Model):
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # Ordering key among runnable runs: the enqueue time, or the time the caller asked for.
     run_after = models.DateTimeField(default=timezone.now)
-    # When a waiting run becomes runnable again (future run_after, retry backoff, sleep).
+    # When a waiting run becomes runnable again (future run_after, retry backoff, sleep,
+    # event timeout).
     wake_at = models.DateTimeField(null=True, blank=True)
+    # What a waiting run waits for besides time: {"event": name} or {"children": [ids]}.
+    # Senders of events and finishing children read it, under the run's row lock.
+    waiting_for = models.JSONField(null=True, blank=True)
     lease_owner = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,13 @@ from typing import Any
 from . import signals
 from .conf import durable_settings
 from .context import RunContext, describe_error
-from .exceptions import LeaseLost, NonDeterminismError, RunAbandoned, WorkerStopping
+from .exceptions import (
+    LeaseLost,
+    NonDeterminismError,
+    RunAbandoned,
+    Suspended,
+    WorkerStopping,
+)
 from .handles import RunHandle
 from .jobs import Job
 from .payloads import to_json
@@ -52,6 +58,16 @@ def execute_run(
         return None
     except WorkerStopping:
         return _release(storage, claimed, ctx)
+    except Suspended as suspended:
+        logger.info(
+            "run=%s job=%s attempt=%s outcome=waiting reason=%s duration=%.3f",
+            run.id,
+            run.job_name,
+            run.attempt,
+            suspended,
+            time.monotonic() - began,
+        )
+        return RunStatus.WAITING
     except Exception as error:
         return _record_failure(storage, claimed, job, ctx, error, began)
     pending = ctx.take_pending()

@@ -18,6 +18,8 @@ FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.
 class StepStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
+    # A sleep, event wait or child wait that began and has not resolved yet.
+    WAITING = "waiting", "Waiting"
 
 
 class StepKind(models.TextChoices):

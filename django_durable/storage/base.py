@@ -49,6 +49,7 @@ class RunRecord:
     concurrency_key: str | None
     run_after: datetime
     wake_at: datetime | None
+    waiting_for: dict[str, Any] | None
     cancel_requested: bool
     progress: dict[str, Any] | None
     parent_id: uuid.UUID | None
@@ -67,6 +68,8 @@ class Lease:
     queue_name: str = "default"
     # The key whose slot this run holds; released when the run finishes.
     concurrency_key: str | None = None
+    # A parent to wake, if it waits for this run, when the run finishes.
+    parent_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,9 +137,42 @@ class StaleSweep:
     failed: list[uuid.UUID]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildState:
+    id: uuid.UUID
+    status: RunStatus
+    output: Any
+    error: dict[str, Any] | None
+
+
 class FencedTransaction(Protocol):
+    """One transaction that began by locking the run for its lease holder.
+
+    Event senders and finishing children lock the same row, so whichever comes second
+    sees what the other did: no wake-up is lost.
+    """
+
     def write(self, checkpoint: Checkpoint) -> None:
         """Write ``checkpoint`` inside the already-fenced transaction."""
+
+    def take_event(self, name: str) -> tuple[bool, Any]:
+        """Consume the oldest unconsumed event ``name``: ``(True, payload)``, or
+        ``(False, None)`` when none has arrived."""
+
+    def children(self, ids: Sequence[uuid.UUID]) -> list[ChildState]:
+        """The current state of these child runs, in the given order."""
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[uuid.UUID]:
+        """Insert child runs (they become visible when this transaction commits)."""
+
+    def suspend(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        wake_at: datetime | None,
+        waiting_for: dict[str, Any] | None,
+    ) -> None:
+        """Write ``checkpoint`` and park the run as waiting, giving up the lease."""
 
 
 class Storage(Protocol):
@@ -168,6 +204,23 @@ class Storage(Protocol):
         """A transaction that starts with the fencing update; for atomic steps."""
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None: ...
+
+    def suspend(
+        self,
+        lease: Lease,
+        checkpoint: Checkpoint,
+        *,
+        wake_at: datetime | None,
+        waiting_for: dict[str, Any] | None = None,
+    ) -> None:
+        """Write ``checkpoint`` and park the run as waiting until ``wake_at`` (or until
+        what ``waiting_for`` names arrives), giving up the lease."""
+
+    def now(self) -> datetime:
+        """The database's clock."""
+
+    def send_event(self, run_id: uuid.UUID, name: str, payload: Any) -> None:
+        """Store an event for the run and wake it if it waits for that name."""
 
     def fail(
         self,

@@ -58,6 +58,7 @@ def claim_runs(
             owner=owner,
             queue_name=run.queue_name,
             concurrency_key=run.concurrency_key,
+            parent_id=run.parent_id,
         )
         claimed.append(ClaimedRun(run=run_record(run), lease=lease, fresh=fresh))
     return claimed

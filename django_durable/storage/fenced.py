@@ -8,13 +8,14 @@ round trip with no separate BEGIN/COMMIT; elsewhere they share one short transac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..exceptions import LeaseLost
+from ..exceptions import LeaseLost, StorageError
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
 from .base import Checkpoint, Lease
@@ -156,3 +157,14 @@ class FencedWriter:
         fenced = row[0] if row else 0
         if not fenced:
             raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+
+
+@contextmanager
+def storage_errors(lease: Lease) -> Iterator[None]:
+    """Our own writes failing is not the job's fault: report it as StorageError."""
+    try:
+        yield
+    except DatabaseError as error:
+        raise StorageError(
+            f"run {lease.run_id}: writing to the database failed: {error}"
+        ) from error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
@@ -28,9 +29,16 @@ from .base import (
 from .claim import claim_runs
 from .convert import run_record, step_record
 from .dbclock import DbNow
-from .fenced import FencedWriter
-
-_CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+from .fenced import FencedWriter, storage_errors
+from .waits import (
+    CLEAR_LEASE,
+    FencedRunTransaction,
+    database_now,
+    new_run_row,
+    send_event,
+    suspend_changes,
+    wake_parent_if_ready,
+)
 
 
 class ORMStorage:
@@ -59,19 +67,7 @@ class ORMStorage:
     # -- enqueue and lookups -------------------------------------------------------------
 
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
-        run = Run(
-            job_name=new.job_name,
-            queue_name=new.queue_name,
-            priority=new.priority,
-            args=new.args,
-            kwargs=new.kwargs,
-            idempotency_key=new.idempotency_key,
-            concurrency_key=new.concurrency_key,
-            parent_id=new.parent_id,
-        )
-        if new.run_after is not None:
-            # Future or not, the database clock decides when it becomes runnable.
-            run.status, run.run_after, run.wake_at = RunStatus.WAITING, new.run_after, new.run_after
+        run = new_run_row(new)
         if new.idempotency_key is None:
             self._insert(run)
             return run_record(run), True
@@ -119,18 +115,18 @@ class ORMStorage:
     # -- fenced writes by the lease holder -------------------------------------------------
 
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None:
-        with _storage_errors(lease):
+        with storage_errors(lease):
             # Heartbeats keep the lease; a checkpoint only fences (and stores progress).
             self._fenced.write(lease, self._progress(checkpoint), checkpoint)
 
     @contextmanager
-    def fenced_transaction(self, lease: Lease) -> Iterator[_FencedTransaction]:
+    def fenced_transaction(self, lease: Lease) -> Iterator[FencedRunTransaction]:
         body_failed = False
         try:
             with transaction.atomic(using=self.alias):
                 self._fenced.fence(lease, {})
                 try:
-                    yield _FencedTransaction(self, lease)
+                    yield FencedRunTransaction(self.alias, self._fenced, lease)
                 except BaseException:
                     body_failed = True  # the step's own error, not ours
                     raise
@@ -146,10 +142,10 @@ class ORMStorage:
             "status": RunStatus.COMPLETED,
             "output": output,
             "finished_at": timezone.now(),
-            **_CLEAR_LEASE,
+            **CLEAR_LEASE,
             **self._progress(checkpoint),
         }
-        with _storage_errors(lease):
+        with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=True)
 
     def fail(
@@ -160,7 +156,12 @@ class ORMStorage:
         checkpoint: Checkpoint,
         retry_delay: float | None,
     ) -> None:
-        changes: dict[str, Any] = {"errors": errors, **_CLEAR_LEASE, **self._progress(checkpoint)}
+        changes: dict[str, Any] = {
+            "errors": errors,
+            "waiting_for": None,
+            **CLEAR_LEASE,
+            **self._progress(checkpoint),
+        }
         if retry_delay is None:
             changes |= {"status": RunStatus.FAILED, "finished_at": timezone.now()}
         elif retry_delay <= 0:
@@ -171,28 +172,51 @@ class ORMStorage:
                 "wake_at": DbNow(retry_delay),
                 "attempt": F("attempt") + 1,
             }
-        with _storage_errors(lease):
+        with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=retry_delay is None)
             if retry_delay is not None and retry_delay <= 0:
                 announce(self.alias, [lease.queue_name])
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
-        changes = {"status": RunStatus.PENDING, **_CLEAR_LEASE, **self._progress(checkpoint)}
-        with _storage_errors(lease):
+        changes = {"status": RunStatus.PENDING, **CLEAR_LEASE, **self._progress(checkpoint)}
+        with storage_errors(lease):
             self._fenced.write(lease, changes, checkpoint)
             announce(self.alias, [lease.queue_name])
 
     def _end(
         self, lease: Lease, changes: dict[str, Any], checkpoint: Checkpoint, *, frees_slot: bool
     ) -> None:
-        if not (frees_slot and lease.concurrency_key is not None):
+        """The run's last fenced write: also free its key and tell a waiting parent."""
+        keyed = frees_slot and lease.concurrency_key is not None
+        has_parent = frees_slot and lease.parent_id is not None
+        if not (keyed or has_parent):
             self._fenced.write(lease, changes, checkpoint)
             return
-        # A finished run gives up its concurrency key in the same transaction.
         with transaction.atomic(using=self.alias):
             self._fenced.write(lease, changes, checkpoint)
-            ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
-        announce(self.alias, [lease.queue_name])  # the key's next run may start
+            if keyed:
+                ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
+                announce(self.alias, [lease.queue_name])  # the key's next run may start
+            if has_parent:
+                assert lease.parent_id is not None
+                wake_parent_if_ready(self.alias, lease.parent_id)
+
+    def suspend(
+        self,
+        lease: Lease,
+        checkpoint: Checkpoint,
+        *,
+        wake_at: datetime | None,
+        waiting_for: dict[str, Any] | None = None,
+    ) -> None:
+        with storage_errors(lease):
+            self._fenced.write(lease, suspend_changes(checkpoint, wake_at, waiting_for), checkpoint)
+
+    def now(self) -> datetime:
+        return database_now(self.alias)
+
+    def send_event(self, run_id: uuid.UUID, name: str, payload: Any) -> None:
+        send_event(self.alias, run_id, name, payload)
 
     # -- housekeeping any worker does ------------------------------------------------------
 
@@ -217,7 +241,7 @@ class ORMStorage:
             requeue = [row[0] for row in rows if row[1] < max_recoveries]
             if requeue:
                 self._runs().filter(pk__in=requeue, **expired).update(
-                    status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **_CLEAR_LEASE
+                    status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **CLEAR_LEASE
                 )
                 announce(self.alias, [row[4] for row in rows if row[1] < max_recoveries])
             failed = []
@@ -238,7 +262,7 @@ class ORMStorage:
                         status=RunStatus.FAILED,
                         errors=[*errors, lost],
                         finished_at=timezone.now(),
-                        **_CLEAR_LEASE,
+                        **CLEAR_LEASE,
                     )
                 ):
                     failed.append(pk)
@@ -256,7 +280,7 @@ class ORMStorage:
         promoted = (
             self._runs()
             .filter(pk__in=[pk for pk, _ in rows], **due)
-            .update(status=RunStatus.PENDING, wake_at=None)
+            .update(status=RunStatus.PENDING, wake_at=None, waiting_for=None)
         )
         announce(self.alias, [queue_name for _, queue_name in rows])
         return promoted
@@ -271,28 +295,3 @@ class ORMStorage:
             .order_by("job_name")
         )
         return {row["job_name"]: row["count"] for row in rows}
-
-
-@contextmanager
-def _storage_errors(lease: Lease) -> Iterator[None]:
-    """Our own writes failing is not the job's fault: report it as StorageError."""
-    try:
-        yield
-    except DatabaseError as error:
-        raise StorageError(
-            f"run {lease.run_id}: writing to the database failed: {error}"
-        ) from error
-
-
-class _FencedTransaction:
-    def __init__(self, storage: ORMStorage, lease: Lease) -> None:
-        self._storage = storage
-        self._lease = lease
-
-    def write(self, checkpoint: Checkpoint) -> None:
-        with _storage_errors(self._lease):
-            if checkpoint.progress is not None:
-                self._storage._runs().filter(pk=self._lease.run_id).update(
-                    progress=checkpoint.progress
-                )
-            self._storage._fenced.insert(self._lease, checkpoint)

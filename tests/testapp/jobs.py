@@ -4,7 +4,7 @@ import os
 import time
 from datetime import timedelta
 
-from django_durable import RetryPolicy, job
+from django_durable import ChildRunFailed, EventTimeout, RetryPolicy, job
 
 from .models import Account, Execution
 
@@ -107,6 +107,51 @@ def keyed(ctx):
     ctx.step("enter", record(ctx, "enter"))
     ctx.step("work", lambda: time.sleep(0.01))
     ctx.step("leave", record(ctx, "leave"))
+
+
+@job(name="tests.sleeper")
+def sleeper(ctx, seconds):
+    ctx.step("before", counted(ctx, "before"))
+    ctx.sleep("nap", seconds)
+    return ctx.step("after", counted(ctx, "after"))
+
+
+@job(name="tests.approval")
+def approval(ctx, timeout=None):
+    ctx.step("before", counted(ctx, "before"))
+    try:
+        decision = ctx.wait_for_event("approval", timeout=timeout)
+    except EventTimeout:
+        decision = "timed out"
+    ctx.step("after", counted(ctx, "after"))
+    return decision
+
+
+@job(name="tests.two_events")
+def two_events(ctx):
+    return [ctx.wait_for_event("item"), ctx.wait_for_event("item")]
+
+
+@job(name="tests.square")
+def square(ctx, i):
+    if i < 0:
+        raise ValueError(f"negative: {i}")
+    return ctx.step("square", lambda: i * i)
+
+
+@job(name="tests.fan_out")
+def fan_out(ctx, numbers):
+    children = ctx.start_children(square, [{"i": n} for n in numbers])
+    ctx.step("started", counted(ctx, "started"))
+    try:
+        return sum(ctx.wait_for_children(children))
+    except ChildRunFailed as failed:
+        return {"failed": [f["id"] for f in failed.failures]}
+
+
+@job(name="tests.same_key_child")
+def same_key_child(ctx):
+    ctx.start_child(square.using(concurrency_key="k"), 2)
 
 
 if os.environ.get("DURABLE_TEST_NEW_CODE"):

@@ -1,0 +1,21 @@
+"""Operations on runs from outside a job: send an event, cancel, retry."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .payloads import to_json
+from .storage import get_storage
+
+
+def send_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
+    """Deliver event ``name`` to a run; the oldest unconsumed one is taken by the run's
+    next ``ctx.wait_for_event(name)``. Part of the caller's transaction.
+
+    ``RunNotFound`` for an unknown run, ``ValueError`` for a finished one, and
+    ``TypeError``/``ValueError`` for a payload that is not JSON.
+    """
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise ValueError("an event name must be a non-empty string of at most 255 characters")
+    get_storage().send_event(uuid.UUID(str(run_id)), name, to_json(payload, f"event {name!r}"))

@@ -1,0 +1,185 @@
+"""Waiting runs: events, child runs and the wake-ups that must never be lost.
+
+A run moves to ``waiting`` inside a transaction that began by locking its row (the
+fence). Senders of events, finishing children and cancellations lock the same row
+before they look at it, so whichever comes second sees the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connections, transaction
+from django.utils import timezone
+
+from ..exceptions import RunNotFound
+from ..models import Run, RunEvent
+from ..notify import announce
+from ..status import FINISHED_STATUSES, RunStatus
+from .base import Checkpoint, ChildState, Lease, NewRun
+from .fenced import FencedWriter, storage_errors
+
+CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+
+
+def new_run_row(new: NewRun) -> Run:
+    run = Run(
+        job_name=new.job_name,
+        queue_name=new.queue_name,
+        priority=new.priority,
+        args=new.args,
+        kwargs=new.kwargs,
+        idempotency_key=new.idempotency_key,
+        concurrency_key=new.concurrency_key,
+        parent_id=new.parent_id,
+    )
+    if new.run_after is not None:
+        # Future or not, the database clock decides when it becomes runnable.
+        run.status, run.run_after, run.wake_at = RunStatus.WAITING, new.run_after, new.run_after
+    return run
+
+
+def suspend_changes(
+    checkpoint: Checkpoint, wake_at: datetime | None, waiting_for: dict[str, Any] | None
+) -> dict[str, Any]:
+    changes = {
+        "status": RunStatus.WAITING,
+        "wake_at": wake_at,
+        "waiting_for": waiting_for,
+        **CLEAR_LEASE,
+    }
+    if checkpoint.progress is not None:
+        changes["progress"] = checkpoint.progress
+    return changes
+
+
+class FencedRunTransaction:
+    """The ORM side of ``Storage.fenced_transaction``: the fence is already taken."""
+
+    def __init__(self, alias: str, writer: FencedWriter, lease: Lease) -> None:
+        self.alias = alias
+        self.writer = writer
+        self.lease = lease
+
+    def write(self, checkpoint: Checkpoint) -> None:
+        with storage_errors(self.lease):
+            if checkpoint.progress is not None:
+                Run.objects.using(self.alias).filter(pk=self.lease.run_id).update(
+                    progress=checkpoint.progress
+                )
+            self.writer.insert(self.lease, checkpoint)
+
+    def take_event(self, name: str) -> tuple[bool, Any]:
+        events = RunEvent.objects.using(self.alias).filter(
+            run_id=self.lease.run_id, name=name, consumed_at__isnull=True
+        )
+        event = events.order_by("id").select_for_update().first()
+        if event is None:
+            return False, None
+        RunEvent.objects.using(self.alias).filter(pk=event.pk).update(consumed_at=timezone.now())
+        return True, event.payload
+
+    def children(self, ids: Sequence[uuid.UUID]) -> list[ChildState]:
+        rows = (
+            Run.objects.using(self.alias)
+            .filter(pk__in=list(ids))
+            .values_list("pk", "status", "output", "errors")
+        )
+        found = {pk: (status, output, errors) for pk, status, output, errors in rows}
+        return [
+            ChildState(
+                id=child_id,
+                status=RunStatus(found[child_id][0]),
+                output=found[child_id][1],
+                error=(found[child_id][2] or [None])[-1],
+            )
+            for child_id in ids
+        ]
+
+    def create_runs(self, runs: Sequence[NewRun]) -> list[uuid.UUID]:
+        rows = [new_run_row(new) for new in runs]
+        Run.objects.using(self.alias).bulk_create(rows)
+        announce(self.alias, {row.queue_name for row in rows if row.status == RunStatus.PENDING})
+        return [row.pk for row in rows]
+
+    def suspend(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        wake_at: datetime | None,
+        waiting_for: dict[str, Any] | None,
+    ) -> None:
+        with storage_errors(self.lease):
+            self.writer.fence(self.lease, suspend_changes(checkpoint, wake_at, waiting_for))
+            self.writer.insert(self.lease, checkpoint)
+
+
+def send_event(alias: str, run_id: uuid.UUID, name: str, payload: Any) -> None:
+    with transaction.atomic(using=alias):
+        run = (
+            Run.objects.using(alias)
+            .select_for_update()
+            .filter(pk=run_id)
+            .only("status", "waiting_for", "queue_name")
+            .first()
+        )
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        if run.status in FINISHED_STATUSES:
+            raise ValueError(
+                f"run {run_id} is {run.status}; events can only be sent to unfinished runs"
+            )
+        RunEvent.objects.using(alias).create(run_id=run_id, name=name, payload=payload)
+        if run.status == RunStatus.WAITING and (run.waiting_for or {}).get("event") == name:
+            wake(alias, run)
+
+
+def wake(alias: str, run: Run) -> None:
+    """Make a waiting run (whose row this transaction has locked) runnable now."""
+    Run.objects.using(alias).filter(pk=run.pk, status=RunStatus.WAITING).update(
+        status=RunStatus.PENDING, wake_at=None, waiting_for=None
+    )
+    announce(alias, [run.queue_name])
+
+
+def wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
+    """Called by a finishing child, inside its own transaction."""
+    parent = (
+        Run.objects.using(alias)
+        .select_for_update()
+        .filter(pk=parent_id, status=RunStatus.WAITING)
+        .only("waiting_for", "queue_name")
+        .first()
+    )
+    awaited = (parent.waiting_for or {}).get("children") if parent else None
+    if parent is None or not awaited:
+        return
+    unfinished = (
+        Run.objects.using(alias)
+        .filter(pk__in=awaited)
+        .exclude(status__in=FINISHED_STATUSES)
+        .exists()
+    )
+    if not unfinished:
+        wake(alias, parent)
+
+
+def database_now(alias: str) -> datetime:
+    from django.db.models.sql import Query
+
+    from .dbclock import DbNow
+
+    connection = connections[alias]
+    expression = DbNow()
+    sql, params = Query(Run).get_compiler(connection=connection).compile(expression)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        (value,) = cursor.fetchone()
+    for converter in connection.ops.get_db_converters(expression):
+        value = converter(value, expression, connection)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value  # type: ignore[no-any-return]

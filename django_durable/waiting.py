@@ -1,0 +1,301 @@
+"""The run context's waiting operations: sleep, events and child runs.
+
+Each takes a journal position. While it waits, its entry is ``waiting`` and the run is
+parked without a worker slot; when the run is picked up again, replay reaches the same
+position and the operation resolves (the timer fired, the event or the children
+arrived) or parks the run again. Checking for an event or for finished children and
+parking happen in one transaction that begins by locking the run's row, as do sending
+an event and finishing a child, so no wake-up is lost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ChildRunFailed, EventTimeout, Suspended
+from .payloads import to_json
+from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
+from .storage.base import Checkpoint, NewRun, StepRecord
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .jobs import Job
+
+
+@dataclass(frozen=True, slots=True)
+class ChildHandle:
+    """A child run started by ``ctx.start_child``; pass it to ``ctx.wait_for_children``."""
+
+    id: uuid.UUID
+    job_name: str
+
+
+def _seconds(delay: timedelta | float) -> float:
+    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+
+
+# -- sleep ---------------------------------------------------------------------------
+
+
+def sleep(ctx: RunContext, name: str, delay: timedelta | float) -> None:
+    """Pause the run for ``delay`` (a timedelta or seconds) without holding a worker.
+
+    The wake time is computed once, from the database clock, and journaled.
+    """
+    _sleep(ctx, name, lambda now: now + timedelta(seconds=_seconds(delay)))
+
+
+def sleep_until(ctx: RunContext, name: str, when: datetime) -> None:
+    """Pause the run until ``when`` (timezone-aware) without holding a worker."""
+    if when.tzinfo is None:
+        raise ValueError("sleep_until needs a timezone-aware datetime")
+    _sleep(ctx, name, lambda now: when)
+
+
+def _sleep(ctx: RunContext, name: str, wake_time: Any) -> None:
+    position, recorded = ctx._begin(StepKind.SLEEP, name)
+    if recorded is not None:
+        if recorded.status == StepStatus.WAITING:  # woken by its timer: mark it done
+            ctx._pending.add(
+                ctx._entry(
+                    position,
+                    name,
+                    StepStatus.COMPLETED,
+                    recorded.result,
+                    None,
+                    1,
+                    recorded.started_at,
+                    kind=StepKind.SLEEP,
+                ),
+                replacing=True,
+            )
+        return
+    ctx._guard()
+    now = ctx._storage.now()
+    until = wake_time(now)
+    result = {"until": until.isoformat()}
+    if until <= now:
+        ctx._pending.add(
+            ctx._entry(
+                position, name, StepStatus.COMPLETED, result, None, 1, now, kind=StepKind.SLEEP
+            )
+        )
+        return
+    entry = ctx._entry(
+        position, name, StepStatus.WAITING, result, None, 1, now, kind=StepKind.SLEEP
+    )
+    batch = _with_entry(ctx, entry, position)
+    ctx._storage.suspend(ctx._lease, batch, wake_at=until)
+    _written(ctx, batch)
+    raise Suspended(f"sleeping until {until.isoformat()}")
+
+
+# -- events --------------------------------------------------------------------------
+
+
+def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None = None) -> Any:
+    """Return the payload of the oldest unconsumed event ``name`` sent to this run,
+    waiting (without a worker) until one arrives; ``EventTimeout`` after ``timeout``."""
+    position, recorded = ctx._begin(StepKind.EVENT, name)
+    if recorded is not None and recorded.status == StepStatus.COMPLETED:
+        return _event_outcome(name, recorded.result)
+    ctx._guard()
+    if recorded is not None:  # woken: by the event, or by the timeout
+        started = recorded.started_at
+        deadline_text = (recorded.result or {}).get("deadline")
+        deadline = datetime.fromisoformat(deadline_text) if deadline_text else None
+    else:
+        started = ctx._storage.now()
+        deadline = None if timeout is None else started + timedelta(seconds=_seconds(timeout))
+    with ctx._storage.fenced_transaction(ctx._lease) as tx:
+        found, payload = tx.take_event(name)
+        timed_out = not found and deadline is not None and ctx._storage.now() >= deadline
+        if found or timed_out:
+            assert found or deadline is not None
+            result = (
+                {"payload": payload}
+                if found
+                else {"timeout": True, "deadline": deadline.isoformat()}  # type: ignore[union-attr]
+            )
+            entry = ctx._entry(
+                position,
+                name,
+                StepStatus.COMPLETED,
+                result,
+                None,
+                1,
+                started,
+                kind=StepKind.EVENT,
+            )
+            batch = _with_entry(ctx, entry, position)
+            tx.write(batch)
+        else:
+            waiting = {"deadline": deadline.isoformat() if deadline else None}
+            entry = ctx._entry(
+                position,
+                name,
+                StepStatus.WAITING,
+                waiting,
+                None,
+                1,
+                started,
+                kind=StepKind.EVENT,
+            )
+            batch = _with_entry(ctx, entry, position)
+            tx.suspend(batch, wake_at=deadline, waiting_for={"event": name})
+    _written(ctx, batch)
+    if not (found or timed_out):
+        raise Suspended(f"waiting for event {name!r}")
+    return _event_outcome(name, result)
+
+
+# -- child runs ----------------------------------------------------------------------
+
+
+def start_child(ctx: RunContext, job: Job, *args: Any, **kwargs: Any) -> ChildHandle:
+    """Start a child run of ``job``; created exactly once, however often this replays."""
+    (handle,) = _start_children(ctx, job, [(args, kwargs)])
+    return handle
+
+
+def start_children(
+    ctx: RunContext, job: Job, kwargs_list: Sequence[Mapping[str, Any]]
+) -> list[ChildHandle]:
+    """Start one child run of ``job`` per keyword-argument mapping, in one transaction."""
+    return _start_children(ctx, job, [((), dict(kwargs)) for kwargs in kwargs_list])
+
+
+def _start_children(
+    ctx: RunContext, job: Job, calls: list[tuple[Sequence[Any], dict[str, Any]]]
+) -> list[ChildHandle]:
+    position, recorded = ctx._begin(StepKind.CHILDREN, job.name)
+    if recorded is not None:
+        return [ChildHandle(uuid.UUID(i), job.name) for i in recorded.result["children"]]
+    if job.concurrency_key is not None and job.concurrency_key == ctx._run.concurrency_key:
+        raise ValueError(
+            f"a child of {ctx.job_name} cannot share its concurrency key "
+            f"{job.concurrency_key!r}: it would wait for its own parent to finish"
+        )
+    if job.idempotency_key is not None:
+        raise ValueError(
+            "child runs take no idempotency key: the journal already creates them once"
+        )
+    new_runs = [
+        NewRun(
+            job_name=job.name,
+            queue_name=job.queue_name,
+            priority=job.priority,
+            args=[to_json(a, f"argument {i} of {job.name}") for i, a in enumerate(args)],
+            kwargs={k: to_json(v, f"argument {k!r} of {job.name}") for k, v in kwargs.items()},
+            concurrency_key=job.concurrency_key,
+            run_after=job.run_after,
+            parent_id=ctx.run_id,
+        )
+        for args, kwargs in calls
+    ]
+    ctx._guard()
+    with ctx._storage.fenced_transaction(ctx._lease) as tx:
+        ids = tx.create_runs(new_runs)
+        result = {"children": [str(child_id) for child_id in ids]}
+        entry = ctx._entry(
+            position,
+            job.name,
+            StepStatus.COMPLETED,
+            result,
+            None,
+            1,
+            None,
+            kind=StepKind.CHILDREN,
+        )
+        batch = _with_entry(ctx, entry, position)
+        tx.write(batch)
+    _written(ctx, batch)
+    return [ChildHandle(child_id, job.name) for child_id in ids]
+
+
+def wait_for_children(ctx: RunContext, handles: Sequence[ChildHandle]) -> list[Any]:
+    """Wait (without a worker) until every child finished; return their outputs in
+    order, or raise ``ChildRunFailed`` naming the children that did not complete."""
+    ids = [handle.id for handle in handles]
+    position, recorded = ctx._begin(StepKind.WAIT_CHILDREN, "children")
+    if recorded is not None and recorded.status == StepStatus.COMPLETED:
+        return _children_outcome(recorded.result)
+    ctx._guard()
+    started = recorded.started_at if recorded is not None else None
+    with ctx._storage.fenced_transaction(ctx._lease) as tx:
+        states = tx.children(ids)
+        done = all(state.status in FINISHED_STATUSES for state in states)
+        if done:
+            result = {
+                "outputs": [state.output for state in states],
+                "failed": [
+                    {
+                        "id": str(state.id),
+                        "status": state.status,
+                        "error": {k: (state.error or {}).get(k) for k in ("type", "message")},
+                    }
+                    for state in states
+                    if state.status != RunStatus.COMPLETED
+                ],
+            }
+            entry = ctx._entry(
+                position,
+                "children",
+                StepStatus.COMPLETED,
+                result,
+                None,
+                1,
+                started,
+                kind=StepKind.WAIT_CHILDREN,
+            )
+            batch = _with_entry(ctx, entry, position)
+            tx.write(batch)
+        else:
+            awaited = [str(child_id) for child_id in ids]
+            entry = ctx._entry(
+                position,
+                "children",
+                StepStatus.WAITING,
+                {"children": awaited},
+                None,
+                1,
+                started,
+                kind=StepKind.WAIT_CHILDREN,
+            )
+            batch = _with_entry(ctx, entry, position)
+            tx.suspend(batch, wake_at=None, waiting_for={"children": awaited})
+    _written(ctx, batch)
+    if not done:
+        raise Suspended(f"waiting for {len(ids)} child runs")
+    return _children_outcome(result)
+
+
+# -- shared --------------------------------------------------------------------------
+
+
+def _with_entry(ctx: RunContext, entry: StepRecord, position: int) -> Checkpoint:
+    """The buffered writes plus ``entry``; still buffered until they are committed."""
+    batch = ctx._pending.copy()
+    batch.add(entry, replacing=position in ctx._journal)
+    return batch
+
+
+def _written(ctx: RunContext, batch: Checkpoint) -> None:
+    ctx._pending = Checkpoint()
+    ctx.announce(batch)
+
+
+def _event_outcome(name: str, result: dict[str, Any]) -> Any:
+    if result.get("timeout"):
+        raise EventTimeout(name, result.get("deadline"))
+    return result.get("payload")
+
+
+def _children_outcome(result: dict[str, Any]) -> list[Any]:
+    if result["failed"]:
+        raise ChildRunFailed(result["failed"])
+    return list(result["outputs"])
