@@ -7,12 +7,13 @@ from .exceptions import (
     JobNotRegistered,
     LeaseLost,
     NonDeterminismError,
+    RunCancelled,
     RunNotFound,
     StepFailed,
 )
 from .handles import RunHandle, aget_run, get_run
 from .jobs import Job, get_job, job, registered_jobs
-from .operations import send_event
+from .operations import cancel_run, retry_run, send_event
 from .retry import RetryPolicy
 from .status import RunStatus
 
@@ -25,14 +26,17 @@ __all__ = [
     "LeaseLost",
     "NonDeterminismError",
     "RetryPolicy",
+    "RunCancelled",
     "RunHandle",
     "RunNotFound",
     "RunStatus",
     "StepFailed",
     "aget_run",
+    "cancel_run",
     "get_job",
     "get_run",
     "job",
     "registered_jobs",
+    "retry_run",
     "send_event",
 ]

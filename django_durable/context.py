@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.utils import timezone
 
 from . import signals, waiting
-from .exceptions import NonDeterminismError, RunAbandoned, StepFailed
+from .exceptions import NonDeterminismError, RunAbandoned, RunCancelled, StepFailed
 from .payloads import to_json
 from .retry import RetryPolicy
 from .status import StepKind, StepStatus
@@ -221,6 +221,13 @@ class RunContext:
         """Wait without a worker until every child finished; return their outputs in order,
         or raise ``ChildRunFailed`` naming the children that did not complete."""
         return waiting.wait_for_children(self, handles)
+
+    def check_cancelled(self) -> None:
+        """Raise ``RunCancelled`` now if someone cancelled this run (a long step can call
+        it between chunks of work; operations also check at their start)."""
+        record = self._storage.get_run(self.run_id)
+        if record is not None and record.cancel_requested:
+            raise RunCancelled
 
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
         """Record how far the run is; stored with the next checkpoint."""

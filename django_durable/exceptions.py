@@ -80,3 +80,8 @@ class ChildRunFailed(DurableError):
         )
         super().__init__(f"{len(failures)} child run(s) did not complete: {described}")
         self.failures = failures
+
+
+class RunCancelled(BaseException):
+    """Raised inside a job whose run was cancelled, at its next operation or at
+    ``ctx.check_cancelled()``. A ``BaseException``: let it propagate."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from .handles import RunHandle, get_run
 from .payloads import to_json
 from .storage import get_storage
 
@@ -19,3 +20,21 @@ def send_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
     if not isinstance(name, str) or not name or len(name) > 255:
         raise ValueError("an event name must be a non-empty string of at most 255 characters")
     get_storage().send_event(uuid.UUID(str(run_id)), name, to_json(payload, f"event {name!r}"))
+
+
+def cancel_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Cancel a run and its unfinished children.
+
+    Pending and waiting runs are cancelled at once; a running run stops at its next
+    operation (its worker learns of it through its heartbeat). Finished runs are left
+    as they are. ``RunNotFound`` for an unknown id.
+    """
+    get_storage().cancel(uuid.UUID(str(run_id)))
+    return get_run(run_id)
+
+
+def retry_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Resume a failed or cancelled run at its first unfinished operation, as its next
+    attempt (finished steps are not run again). ``ValueError`` for other statuses."""
+    get_storage().retry(uuid.UUID(str(run_id)))
+    return get_run(run_id)

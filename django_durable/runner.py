@@ -14,6 +14,7 @@ from .exceptions import (
     LeaseLost,
     NonDeterminismError,
     RunAbandoned,
+    RunCancelled,
     Suspended,
     WorkerStopping,
 )
@@ -58,6 +59,17 @@ def execute_run(
         return None
     except WorkerStopping:
         return _release(storage, claimed, ctx)
+    except RunCancelled:
+        pending = ctx.take_pending()
+        try:
+            storage.finish_cancelled(claimed.lease, pending)
+        except RunAbandoned as abandoned:
+            _log_abandoned(claimed, abandoned)
+            return None
+        ctx.announce(pending)
+        logger.info("run=%s job=%s attempt=%s outcome=cancelled", run.id, run.job_name, run.attempt)
+        _send(signals.run_cancelled, run.id, storage)
+        return RunStatus.CANCELLED
     except Suspended as suspended:
         logger.info(
             "run=%s job=%s attempt=%s outcome=waiting reason=%s duration=%.3f",

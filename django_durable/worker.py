@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.db import DatabaseError, close_old_connections, connections
 
 from .conf import durable_settings
-from .exceptions import LeaseLost, WorkerStopping
+from .exceptions import LeaseLost, RunCancelled, WorkerStopping
 from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
 from .runner import execute_run
@@ -46,6 +46,8 @@ class _Active:
     lease: Lease
     # Monotonic time the lease was last known good: its claim, or a heartbeat sent later.
     renewed_at: float
+    # A heartbeat reported that someone asked to cancel the run.
+    cancel_requested: bool = False
 
 
 class Worker:
@@ -227,11 +229,12 @@ class Worker:
             return
         # Renewal counts from before the statement is sent, so the worker's own view of
         # its lease never outlives the database's.
-        self.storage.heartbeat(self.worker_id, due)
+        beat = self.storage.heartbeat(self.worker_id, due)
         with self._lock:
             for run_id in due:
                 if run_id in self._active:
                     self._active[run_id].renewed_at = now
+                    self._active[run_id].cancel_requested = run_id in beat.cancel_requested
 
     def _sweep(self) -> None:
         swept = self.storage.recover_stale(
@@ -284,6 +287,8 @@ class Worker:
                 active = self._active.get(run_id)
             if active is None or time.monotonic() - active.renewed_at >= stale_after:
                 raise LeaseLost(f"run {run_id}: no heartbeat succeeded for {stale_after}s")
+            if active.cancel_requested:
+                raise RunCancelled
             if self._stopping.is_set():
                 raise WorkerStopping
 

@@ -130,11 +130,20 @@ class Checkpoint:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    renewed: int
+    # Runs among those heartbeated that someone asked to cancel.
+    cancel_requested: frozenset[uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StaleSweep:
     """What one pass over expired leases did."""
 
     requeued: list[uuid.UUID]
     failed: list[uuid.UUID]
+    # Expired runs that had a cancel request: cancelled rather than retried.
+    cancelled: list[uuid.UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,9 +245,19 @@ class Storage(Protocol):
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
         """Give the run back as pending (graceful shutdown); not a recovery."""
 
-    def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> int:
-        """Renew, in one statement, the leases ``owner`` still holds on ``run_ids``; return
-        how many. Runs a worker gave up on are left out, so their leases expire."""
+    def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
+        """Renew, in one statement, the leases ``owner`` still holds on ``run_ids``, and
+        report which of them have a cancel request. Runs a worker gave up on are left
+        out, so their leases expire."""
+
+    def finish_cancelled(self, lease: Lease, checkpoint: Checkpoint) -> None:
+        """End a running run whose cancel request the worker acted on."""
+
+    def cancel(self, run_id: uuid.UUID) -> None:
+        """Cancel a run and its unfinished children (see ``cancel_run``)."""
+
+    def retry(self, run_id: uuid.UUID) -> None:
+        """Make a failed or cancelled run pending again as its next attempt."""
 
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         """Requeue runs whose lease expired (by the database clock); fail those that already

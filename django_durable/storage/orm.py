@@ -20,6 +20,7 @@ from ..status import RunStatus
 from .base import (
     Checkpoint,
     ClaimedRun,
+    Heartbeat,
     Lease,
     NewRun,
     RunRecord,
@@ -33,8 +34,10 @@ from .fenced import FencedWriter, storage_errors
 from .waits import (
     CLEAR_LEASE,
     FencedRunTransaction,
+    cancel,
     database_now,
     new_run_row,
+    retry,
     send_event,
     suspend_changes,
     wake_parent_if_ready,
@@ -220,55 +223,78 @@ class ORMStorage:
 
     # -- housekeeping any worker does ------------------------------------------------------
 
-    def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> int:
+    def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
         if not run_ids:
-            return 0
-        return (
-            self._runs()
-            .filter(pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner)
-            .update(lease_expires_at=self._lease_expiry())
+            return Heartbeat(renewed=0, cancel_requested=frozenset())
+        held = self._runs().filter(
+            pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner
         )
+        renewed = held.update(lease_expires_at=self._lease_expiry())
+        cancelled = held.filter(cancel_requested=True).values_list("pk", flat=True)
+        return Heartbeat(renewed=renewed, cancel_requested=frozenset(cancelled))
+
+    def finish_cancelled(self, lease: Lease, checkpoint: Checkpoint) -> None:
+        changes = {
+            "status": RunStatus.CANCELLED,
+            "finished_at": timezone.now(),
+            "waiting_for": None,
+            **CLEAR_LEASE,
+            **self._progress(checkpoint),
+        }
+        with storage_errors(lease):
+            self._end(lease, changes, checkpoint, frees_slot=True)
+
+    def cancel(self, run_id: uuid.UUID) -> None:
+        cancel(self.alias, run_id)
+
+    def retry(self, run_id: uuid.UUID) -> None:
+        retry(self.alias, run_id)
 
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         expired = dict(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
+        columns = ("pk", "recoveries", "errors", "attempt", "queue_name", "cancel_requested")
         with transaction.atomic(using=self.alias):
             stale = self._runs().filter(**expired).order_by("lease_expires_at")
             if self._vendor != "sqlite":
                 stale = stale.select_for_update(skip_locked=True)
-            rows = list(
-                stale.values_list("pk", "recoveries", "errors", "attempt", "queue_name")[:limit]
-            )
-            requeue = [row[0] for row in rows if row[1] < max_recoveries]
+            rows = [
+                dict(zip(columns, row, strict=True)) for row in stale.values_list(*columns)[:limit]
+            ]
+            requeue = [
+                row
+                for row in rows
+                if not row["cancel_requested"] and row["recoveries"] < max_recoveries
+            ]
             if requeue:
-                self._runs().filter(pk__in=requeue, **expired).update(
+                self._runs().filter(pk__in=[row["pk"] for row in requeue], **expired).update(
                     status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **CLEAR_LEASE
                 )
-                announce(self.alias, [row[4] for row in rows if row[1] < max_recoveries])
-            failed = []
-            for pk, recoveries, errors, attempt, _ in rows:
-                if recoveries < max_recoveries:
+                announce(self.alias, [row["queue_name"] for row in requeue])
+            failed: list[uuid.UUID] = []
+            cancelled: list[uuid.UUID] = []
+            for row in rows:
+                if row in requeue:
                     continue
-                lost = {
-                    "attempt": attempt,
-                    "type": "django_durable.WorkerLost",
-                    "message": f"the run's worker stopped heartbeating {recoveries + 1} times "
-                    f"(DURABLE['MAX_RECOVERIES'] is {max_recoveries})",
-                    "traceback": "",
-                }
-                if (
-                    self._runs()
-                    .filter(pk=pk, **expired)
-                    .update(
-                        status=RunStatus.FAILED,
-                        errors=[*errors, lost],
-                        finished_at=timezone.now(),
-                        **CLEAR_LEASE,
-                    )
-                ):
-                    failed.append(pk)
-            if failed:
-                ConcurrencySlot.objects.using(self.alias).filter(run_id__in=failed).delete()
-        return StaleSweep(requeued=requeue, failed=failed)
+                ending: dict[str, Any] = {"finished_at": timezone.now(), **CLEAR_LEASE}
+                if row["cancel_requested"]:
+                    ending["status"] = RunStatus.CANCELLED
+                else:
+                    ending["status"] = RunStatus.FAILED
+                    ending["errors"] = [*row["errors"], _worker_lost(row, max_recoveries)]
+                if self._runs().filter(pk=row["pk"], **expired).update(**ending):
+                    (cancelled if row["cancel_requested"] else failed).append(row["pk"])
+            for run_id in failed + cancelled:
+                self._after_end(run_id)
+        return StaleSweep(
+            requeued=[row["pk"] for row in requeue], failed=failed, cancelled=cancelled
+        )
+
+    def _after_end(self, run_id: uuid.UUID) -> None:
+        """Free the key of a run ended outside its worker, and wake a waiting parent."""
+        ConcurrencySlot.objects.using(self.alias).filter(run_id=run_id).delete()
+        parent_id = self._runs().filter(pk=run_id).values_list("parent_id", flat=True).first()
+        if parent_id is not None:
+            wake_parent_if_ready(self.alias, parent_id)
 
     def promote_due(self, *, limit: int) -> int:
         due = dict(status=RunStatus.WAITING, wake_at__lte=DbNow())
@@ -295,3 +321,13 @@ class ORMStorage:
             .order_by("job_name")
         )
         return {row["job_name"]: row["count"] for row in rows}
+
+
+def _worker_lost(row: dict[str, Any], max_recoveries: int) -> dict[str, Any]:
+    return {
+        "attempt": row["attempt"],
+        "type": "django_durable.WorkerLost",
+        "message": f"the run's worker stopped heartbeating {row['recoveries'] + 1} times "
+        f"(DURABLE['MAX_RECOVERIES'] is {max_recoveries})",
+        "traceback": "",
+    }

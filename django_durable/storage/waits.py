@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..exceptions import RunNotFound
-from ..models import Run, RunEvent
+from ..models import ConcurrencySlot, Run, RunEvent
 from ..notify import announce
 from ..status import FINISHED_STATUSES, RunStatus
 from .base import Checkpoint, ChildState, Lease, NewRun
@@ -183,3 +184,68 @@ def database_now(alias: str) -> datetime:
     if isinstance(value, datetime) and timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
     return value  # type: ignore[no-any-return]
+
+
+def cancel(alias: str, run_id: uuid.UUID) -> None:
+    """Cancel a run and its unfinished descendants, in one transaction.
+
+    Pending and waiting runs end at once; a running one gets a cancel request that its
+    worker acts on at the next operation. Raises ``RunNotFound``.
+    """
+    with transaction.atomic(using=alias):
+        if not Run.objects.using(alias).select_for_update().filter(pk=run_id).exists():
+            raise RunNotFound(f"no run with id {run_id}")
+        frontier = [run_id]
+        while frontier:
+            runs = list(
+                Run.objects.using(alias)
+                .select_for_update()
+                .filter(pk__in=frontier)
+                .exclude(status__in=FINISHED_STATUSES)
+                .only("status", "parent_id", "concurrency_key")
+            )
+            idle = [run.pk for run in runs if run.status != RunStatus.RUNNING]
+            Run.objects.using(alias).filter(pk__in=[run.pk for run in runs]).update(
+                cancel_requested=True
+            )
+            Run.objects.using(alias).filter(pk__in=idle).update(
+                status=RunStatus.CANCELLED,
+                finished_at=timezone.now(),
+                wake_at=None,
+                waiting_for=None,
+            )
+            ConcurrencySlot.objects.using(alias).filter(run_id__in=idle).delete()
+            frontier = list(
+                Run.objects.using(alias)
+                .filter(parent_id__in=[run.pk for run in runs])
+                .exclude(status__in=FINISHED_STATUSES)
+                .values_list("pk", flat=True)
+            )
+        root = Run.objects.using(alias).only("parent_id", "status").get(pk=run_id)
+        if root.parent_id is not None and root.status == RunStatus.CANCELLED:
+            wake_parent_if_ready(alias, root.parent_id)
+
+
+def retry(alias: str, run_id: uuid.UUID) -> None:
+    """Make a failed or cancelled run pending again as its next attempt."""
+    with transaction.atomic(using=alias):
+        run = (
+            Run.objects.using(alias)
+            .select_for_update()
+            .filter(pk=run_id)
+            .only("status", "queue_name")
+            .first()
+        )
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+            raise ValueError(f"run {run_id} is {run.status}; only failed or cancelled runs retry")
+        Run.objects.using(alias).filter(pk=run_id).update(
+            status=RunStatus.PENDING,
+            attempt=F("attempt") + 1,
+            finished_at=None,
+            cancel_requested=False,
+            wake_at=None,
+            waiting_for=None,
+        )
+        announce(alias, [run.queue_name])

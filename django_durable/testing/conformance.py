@@ -254,12 +254,14 @@ class StorageConformance:
         (theirs,) = [
             c.run.id for c in storage.claim(owner="w2", job_names=[JOB], queues=None, limit=1)
         ]
-        assert storage.heartbeat("w1", mine) == 2
-        assert storage.heartbeat("w1", [*mine, theirs]) == 2
-        assert storage.heartbeat("w1", mine[:1]) == 1
-        assert storage.heartbeat("w2", [theirs]) == 1
-        assert storage.heartbeat("w3", [*mine, theirs]) == 0
-        assert storage.heartbeat("w1", []) == 0
+        assert storage.heartbeat("w1", mine).renewed == 2
+        assert storage.heartbeat("w1", [*mine, theirs]).renewed == 2
+        assert storage.heartbeat("w1", mine[:1]).renewed == 1
+        assert storage.heartbeat("w2", [theirs]).renewed == 1
+        assert storage.heartbeat("w3", [*mine, theirs]).renewed == 0
+        assert storage.heartbeat("w1", []).renewed == 0
+        storage.cancel(mine[0])
+        assert storage.heartbeat("w1", mine).cancel_requested == {mine[0]}
 
     def test_stale_lease_is_recovered_and_fenced_out(self, storage: Storage) -> None:
         storage.enqueue(new_run())
@@ -283,7 +285,7 @@ class StorageConformance:
             claimed = self.claim_one(storage, owner="w1")
             for _ in range(4):
                 time.sleep(0.25)
-                assert storage.heartbeat("w1", [claimed.run.id]) == 1
+                assert storage.heartbeat("w1", [claimed.run.id]).renewed == 1
             assert storage.recover_stale(max_recoveries=5, limit=10).requeued == []
 
     def test_recovery_limit_fails_the_run(self, storage: Storage) -> None:

@@ -154,6 +154,24 @@ def same_key_child(ctx):
     ctx.start_child(square.using(concurrency_key="k"), 2)
 
 
+@job(name="tests.fails_first_attempt")
+def fails_first_attempt(ctx):
+    ctx.step("one", counted(ctx, "one"))
+
+    def two():
+        if ctx.attempt == 1:
+            raise RuntimeError("first attempt fails")
+        return "two"
+
+    return ctx.step("two", counted(ctx, "two", two))
+
+
+@job(name="tests.many_slow_steps")
+def many_slow_steps(ctx, steps=50, pause=0.2):
+    for i in range(steps):
+        ctx.step(f"s{i}", counted(ctx, "slow", lambda: time.sleep(pause)))
+
+
 if os.environ.get("DURABLE_TEST_NEW_CODE"):
     # Only "newer" worker processes know this job: a rolling deploy.
 

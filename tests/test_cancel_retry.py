@@ -1,0 +1,90 @@
+"""cancel_run and retry_run, in-process and against a real worker."""
+
+import pytest
+
+from django_durable import RunStatus, cancel_run, retry_run, send_event
+from django_durable.models import Run
+from django_durable.testing import run_until_idle
+from tests.testapp import jobs
+from tests.testapp.jobs import executions
+from tests.workers import WorkerProcess, wait_until
+
+
+def status(run_id):
+    return Run.objects.get(pk=run_id).status
+
+
+@pytest.mark.django_db
+def test_pending_and_waiting_runs_are_cancelled_at_once():
+    pending = jobs.echo.enqueue()
+    waiting = jobs.approval.enqueue()
+    assert cancel_run(pending.id).status == RunStatus.CANCELLED
+    run_until_idle()  # the approval parks; the cancelled run never executes
+    assert status(pending.id) == RunStatus.CANCELLED
+    assert Run.objects.get(pk=pending.id).started_at is None
+    assert status(waiting.id) == RunStatus.WAITING
+    handle = cancel_run(waiting.id)
+    assert handle.status == RunStatus.CANCELLED and handle.finished_at is not None
+    with pytest.raises(ValueError, match="is cancelled"):
+        send_event(waiting.id, "approval", 1)
+
+
+@pytest.mark.django_db
+def test_cancelling_a_parent_cancels_its_unfinished_children():
+    parent = jobs.fan_out.enqueue([1, 2])
+    run_until_idle(max_runs=1)  # only the parent: children stay pending
+    assert status(parent.id) == RunStatus.WAITING
+    cancel_run(parent.id)
+    assert set(Run.objects.filter(parent_id=parent.id).values_list("status", flat=True)) == {
+        "cancelled"
+    }
+
+
+@pytest.mark.django_db
+def test_retry_resumes_a_failed_run_at_the_failed_step():
+    handle = jobs.fails_first_attempt.enqueue()
+    run_until_idle()
+    assert status(handle.id) == RunStatus.FAILED
+    retried = retry_run(handle.id)
+    assert retried.status == RunStatus.PENDING and retried.attempt == 2
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED and handle.output == "two"
+    assert executions(handle.id, "one") == 1 and executions(handle.id, "two") == 2
+
+
+@pytest.mark.django_db
+def test_retry_resumes_a_cancelled_run_where_it_waited():
+    handle = jobs.approval.enqueue()
+    run_until_idle()
+    cancel_run(handle.id)
+    retry_run(handle.id)
+    run_until_idle()
+    assert status(handle.id) == RunStatus.WAITING  # back at its wait, not restarted
+    send_event(handle.id, "approval", "ok")
+    run_until_idle()
+    handle.refresh()
+    assert handle.output == "ok" and executions(handle.id, "before") == 1
+
+
+@pytest.mark.django_db
+def test_only_failed_or_cancelled_runs_retry():
+    handle = jobs.echo.enqueue()
+    with pytest.raises(ValueError, match="only failed or cancelled runs retry"):
+        retry_run(handle.id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_run_stops_at_its_next_step_when_cancelled(tmp_path):
+    handle = jobs.many_slow_steps.enqueue(steps=100, pause=0.1)
+    worker = WorkerProcess(tmp_path / "w.log", stale_after=1.5)
+    try:
+        wait_until(lambda: executions(handle.id, "slow") >= 3, what="the run to be under way")
+        assert cancel_run(handle.id).status == RunStatus.RUNNING  # asked, not yet stopped
+        wait_until(lambda: status(handle.id) == RunStatus.CANCELLED, timeout=15)
+    finally:
+        assert worker.terminate() == 0
+    assert "outcome=cancelled" in worker.output
+    assert executions(handle.id, "slow") < 100
+    run = Run.objects.get(pk=handle.id)
+    assert run.lease_token is None and run.finished_at is not None
