@@ -85,3 +85,7 @@ class ChildRunFailed(DurableError):
 class RunCancelled(BaseException):
     """Raised inside a job whose run was cancelled, at its next operation or at
     ``ctx.check_cancelled()``. A ``BaseException``: let it propagate."""
+
+
+class RunTimedOut(DurableError):
+    """The run's job has a ``timeout`` and the run's deadline passed."""

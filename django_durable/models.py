@@ -81,6 +81,12 @@ class Run(models.Model):
                 where=Q(status=RunStatus.RUNNING),
                 name="durable_run_lease",
             ),
+            # The sweep that fails runs past their deadline (jobs with a timeout).
+            PartialIndexWhereSupported(
+                fields=["deadline"],
+                where=Q(deadline__isnull=False),
+                name="durable_run_deadline",
+            ),
             models.Index(fields=["job_name", "status"], name="durable_run_job_status"),
         ]
 

@@ -15,6 +15,7 @@ from .exceptions import (
     NonDeterminismError,
     RunAbandoned,
     RunCancelled,
+    RunTimedOut,
     Suspended,
     WorkerStopping,
 )
@@ -110,7 +111,10 @@ def _record_failure(
 ) -> RunStatus | None:
     run = claimed.run
     retry_delay: float | None = None
-    replay_safe = not (ctx.nondeterministic or isinstance(error, NonDeterminismError))
+    # Neither a changed job nor a passed deadline gets better on another attempt.
+    replay_safe = not (
+        ctx.nondeterministic or isinstance(error, (NonDeterminismError, RunTimedOut))
+    )
     if replay_safe and job.retry is not None and job.retry.should_retry(run.attempt, error):
         retry_delay = job.retry.delay(run.attempt).total_seconds()
     errors = [*run.errors, describe_error(error, run.attempt)]

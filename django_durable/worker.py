@@ -18,11 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections, connections
+from django.utils import timezone
 
 from .conf import durable_settings
-from .exceptions import LeaseLost, RunCancelled, WorkerStopping
+from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
 from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
 from .runner import execute_run
@@ -46,6 +48,8 @@ class _Active:
     lease: Lease
     # Monotonic time the lease was last known good: its claim, or a heartbeat sent later.
     renewed_at: float
+    # When a job with a timeout must be done (checked before each operation).
+    deadline: datetime | None = None
     # A heartbeat reported that someone asked to cancel the run.
     cancel_requested: bool = False
 
@@ -77,6 +81,9 @@ class Worker:
         )
         self.jobs = registered_jobs() if jobs is None else jobs
         self.storage = storage or get_storage()
+        self._timeouts = {
+            name: job.timeout.total_seconds() for name, job in self.jobs.items() if job.timeout
+        }
         self.processed = 0
         self._claimed_total = 0
         self._stopping = threading.Event()
@@ -246,6 +253,8 @@ class Worker:
             logger.error(
                 "worker=%s run=%s event=failed_too_many_recoveries", self.worker_id, run_id
             )
+        for run_id in self.storage.fail_overdue(limit=SWEEP_BATCH):
+            logger.error("worker=%s run=%s event=failed_deadline_passed", self.worker_id, run_id)
         self.storage.promote_due(limit=SWEEP_BATCH)
 
     def _claim(self) -> list[ClaimedRun]:
@@ -256,11 +265,17 @@ class Worker:
             return []
         claimed_at = time.monotonic()
         claimed = self.storage.claim(
-            owner=self.worker_id, job_names=self.jobs, queues=self.queues, limit=free
+            owner=self.worker_id,
+            job_names=self.jobs,
+            queues=self.queues,
+            limit=free,
+            timeouts=self._timeouts,
         )
         with self._lock:
             for item in claimed:
-                self._active[item.run.id] = _Active(lease=item.lease, renewed_at=claimed_at)
+                self._active[item.run.id] = _Active(
+                    lease=item.lease, renewed_at=claimed_at, deadline=item.run.deadline
+                )
         self._claimed_total += len(claimed)
         for item in claimed:
             self._inbox.put(item)
@@ -289,6 +304,8 @@ class Worker:
                 raise LeaseLost(f"run {run_id}: no heartbeat succeeded for {stale_after}s")
             if active.cancel_requested:
                 raise RunCancelled
+            if active.deadline is not None and timezone.now() >= active.deadline:
+                raise RunTimedOut(f"run {run_id} passed its deadline {active.deadline.isoformat()}")
             if self._stopping.is_set():
                 raise WorkerStopping
 

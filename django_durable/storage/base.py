@@ -8,7 +8,7 @@ The engine (jobs, context, runner, worker) knows storage only through :class:`St
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +51,7 @@ class RunRecord:
     wake_at: datetime | None
     waiting_for: dict[str, Any] | None
     cancel_requested: bool
+    deadline: datetime | None
     progress: dict[str, Any] | None
     parent_id: uuid.UUID | None
     created_at: datetime
@@ -200,9 +201,11 @@ class Storage(Protocol):
         job_names: Collection[str],
         queues: Sequence[str] | None,
         limit: int,
+        timeouts: Mapping[str, float] | None = None,
     ) -> list[ClaimedRun]:
         """Lease up to ``limit`` pending runs of ``job_names`` (any queue when ``queues`` is
-        None), highest priority first, then by ``run_after``, then by id."""
+        None), highest priority first, then by ``run_after``, then by id. A run of a job
+        in ``timeouts`` (seconds) gets its deadline when first claimed."""
 
     def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
         """The whole journal in position order, in one query."""
@@ -262,6 +265,10 @@ class Storage(Protocol):
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         """Requeue runs whose lease expired (by the database clock); fail those that already
         used up ``max_recoveries``."""
+
+    def fail_overdue(self, *, limit: int) -> list[uuid.UUID]:
+        """Fail running and waiting runs whose deadline passed (by the database clock),
+        even if their worker is stuck; their children are cancelled."""
 
     def promote_due(self, *, limit: int) -> int:
         """Make waiting runs whose wake time has passed pending again."""

@@ -9,8 +9,8 @@ transaction, so two workers can never both start runs of one key.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connections, transaction
@@ -34,6 +34,7 @@ def claim_runs(
     job_names: Collection[str],
     queues: Sequence[str] | None,
     limit: int,
+    timeouts: Mapping[str, float] | None = None,
 ) -> list[ClaimedRun]:
     if not job_names or limit < 1:
         return []
@@ -44,8 +45,11 @@ def claim_runs(
     def claim_once() -> list[tuple[Run, bool]]:
         with transaction.atomic(using=alias):
             if vendor == "sqlite":
-                return _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
-            return _claim_locking(alias, owner, token, now, job_names, queues, limit)
+                runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
+            else:
+                runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
+            _set_deadlines(alias, [run for run, _ in runs], timeouts or {}, now)
+            return runs
 
     runs = retry_deadlocks(alias, claim_once)
     claimed = []
@@ -62,6 +66,18 @@ def claim_runs(
         )
         claimed.append(ClaimedRun(run=run_record(run), lease=lease, fresh=fresh))
     return claimed
+
+
+def _set_deadlines(
+    alias: str, runs: list[Run], timeouts: Mapping[str, float], now: datetime
+) -> None:
+    """A run of a job with a timeout must finish within it of its first claim."""
+    for run in runs:
+        if run.deadline is None and run.job_name in timeouts:
+            run.deadline = now + timedelta(seconds=timeouts[run.job_name])
+            Run.objects.using(alias).filter(pk=run.pk, deadline__isnull=True).update(
+                deadline=run.deadline
+            )
 
 
 def _key_is_free() -> Any:

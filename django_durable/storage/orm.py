@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -112,8 +112,16 @@ class ORMStorage:
         job_names: Collection[str],
         queues: Sequence[str] | None,
         limit: int,
+        timeouts: Mapping[str, float] | None = None,
     ) -> list[ClaimedRun]:
-        return claim_runs(self.alias, owner=owner, job_names=job_names, queues=queues, limit=limit)
+        return claim_runs(
+            self.alias,
+            owner=owner,
+            job_names=job_names,
+            queues=queues,
+            limit=limit,
+            timeouts=timeouts,
+        )
 
     # -- fenced writes by the lease holder -------------------------------------------------
 
@@ -295,6 +303,45 @@ class ORMStorage:
         parent_id = self._runs().filter(pk=run_id).values_list("parent_id", flat=True).first()
         if parent_id is not None:
             wake_parent_if_ready(self.alias, parent_id)
+
+    def fail_overdue(self, *, limit: int) -> list[uuid.UUID]:
+        overdue = dict(
+            status__in=[RunStatus.RUNNING, RunStatus.WAITING],
+            deadline__isnull=False,
+            deadline__lt=DbNow(),
+        )
+        failed = []
+        with transaction.atomic(using=self.alias):
+            rows = self._runs().filter(**overdue).order_by("deadline")
+            if self._vendor != "sqlite":
+                rows = rows.select_for_update(skip_locked=True)
+            for pk, errors, attempt, deadline in rows.values_list(
+                "pk", "errors", "attempt", "deadline"
+            )[:limit]:
+                timed_out = {
+                    "attempt": attempt,
+                    "type": "django_durable.exceptions.RunTimedOut",
+                    "message": f"the run's deadline {deadline} passed",
+                    "traceback": "",
+                }
+                ended = (
+                    self._runs()
+                    .filter(pk=pk, **overdue)
+                    .update(
+                        status=RunStatus.FAILED,
+                        errors=[*errors, timed_out],
+                        finished_at=timezone.now(),
+                        wake_at=None,
+                        waiting_for=None,
+                        **CLEAR_LEASE,
+                    )
+                )
+                if ended:
+                    failed.append(pk)
+                    for child_id in self._runs().filter(parent_id=pk).values_list("pk", flat=True):
+                        cancel(self.alias, child_id)  # finished children are left alone
+                    self._after_end(pk)
+        return failed
 
     def promote_due(self, *, limit: int) -> int:
         due = dict(status=RunStatus.WAITING, wake_at__lte=DbNow())

@@ -358,3 +358,24 @@ class StorageConformance:
             assert len(storage.recover_stale(max_recoveries=0, limit=10).failed) == 1
         (claimed,) = self.claim_all(storage)
         assert claimed.run.id == second.id
+
+    # -- deadlines -----------------------------------------------------------------------
+
+    def test_claim_sets_deadlines_and_the_sweep_fails_overdue_runs(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        storage.enqueue(new_run(job_name=OTHER_JOB))
+        claimed = storage.claim(
+            owner="w", job_names=[JOB, OTHER_JOB], queues=None, limit=5, timeouts={JOB: 0.2}
+        )
+        timed = next(c for c in claimed if c.run.job_name == JOB)
+        untimed = next(c for c in claimed if c.run.job_name == OTHER_JOB)
+        assert timed.run.deadline is not None and untimed.run.deadline is None
+        assert storage.fail_overdue(limit=10) == []
+        time.sleep(0.4)
+        assert storage.fail_overdue(limit=10) == [timed.run.id]
+        record = storage.get_run(timed.run.id)
+        assert record is not None and record.status == RunStatus.FAILED
+        assert record.errors[-1]["type"] == "django_durable.exceptions.RunTimedOut"
+        with pytest.raises(LeaseLost):  # the stuck worker's late writes are refused
+            storage.complete(timed.lease, "late", Checkpoint())
+        storage.complete(untimed.lease, "fine", Checkpoint())

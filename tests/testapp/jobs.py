@@ -172,6 +172,12 @@ def many_slow_steps(ctx, steps=50, pause=0.2):
         ctx.step(f"s{i}", counted(ctx, "slow", lambda: time.sleep(pause)))
 
 
+@job(name="tests.slow_with_timeout", timeout=timedelta(seconds=1))
+def slow_with_timeout(ctx, pause):
+    for i in range(20):
+        ctx.step(f"s{i}", counted(ctx, "slow", lambda: time.sleep(pause)))
+
+
 if os.environ.get("DURABLE_TEST_NEW_CODE"):
     # Only "newer" worker processes know this job: a rolling deploy.
 
