@@ -61,7 +61,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="django_durable.I001",
             )
         )
-    for name in ("STALE_AFTER", "POLL_INTERVAL", "MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE"):
+    for name in (
+        "STALE_AFTER",
+        "POLL_INTERVAL",
+        "MAX_PAYLOAD_BYTES",
+        "LOG_BUFFER_SIZE",
+        "STEP_RETRY_SLEEP_LIMIT",
+    ):
         value = user.get(name, DEFAULTS[name])
         if not _is_number(value) or value <= 0:
             errors.append(

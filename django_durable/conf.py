@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     # the moment runs are enqueued. None uses DATABASE; False polls every POLL_INTERVAL
     # (needed behind PgBouncer in transaction pooling mode without a direct alias).
     "LISTEN_DATABASE": None,
+    # A step retry whose backoff is longer than this many seconds parks the run as
+    # waiting (freeing its worker) instead of sleeping in place.
+    "STEP_RETRY_SLEEP_LIMIT": 5.0,
     # Buffered ctx.log records written together once this many are waiting.
     "LOG_BUFFER_SIZE": 100,
 }

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.utils import timezone
 
 from . import signals, waiting
+from .conf import durable_settings
 from .exceptions import NonDeterminismError, RunAbandoned, RunCancelled, StepFailed
 from .payloads import to_json
 from .retry import RetryPolicy
@@ -124,14 +125,18 @@ class RunContext:
         ``StepFailed`` with the original exception as ``__cause__``.
         """
         position, recorded = self._begin(StepKind.STEP, name)
+        attempts = 0
         if recorded is not None:
             if recorded.status == StepStatus.COMPLETED:
                 return recorded.result  # type: ignore[no-any-return]
-            error = recorded.error or {}
-            raise StepFailed(name, error.get("type", ""), error.get("message", ""))
+            if recorded.status == StepStatus.WAITING:  # a retry the run slept for
+                attempts = recorded.attempts
+            else:
+                error = recorded.error or {}
+                raise StepFailed(name, error.get("type", ""), error.get("message", ""))
         replacing = position in self._journal
         self._guard()
-        started = timezone.now()
+        started = recorded.started_at if recorded and recorded.started_at else timezone.now()
 
         def call_fn() -> Any:
             self._in_step = name
@@ -165,7 +170,6 @@ class RunContext:
         if not atomic:
             self.flush()
         call = run_atomic if atomic else run_plain
-        attempts = 0
         while True:
             attempts += 1
             try:
@@ -186,6 +190,11 @@ class RunContext:
                         error,
                         delay,
                     )
+                    if delay > durable_settings.STEP_RETRY_SLEEP_LIMIT:
+                        # A long backoff is a durable timer: the run gives up its worker.
+                        waiting.park_step_retry(
+                            self, position, name, attempts, started, error, delay
+                        )
                     time.sleep(delay)
                     continue
                 self._buffer_failure(position, name, error, attempts, started, replacing)

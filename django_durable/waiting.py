@@ -94,6 +94,34 @@ def _sleep(ctx: RunContext, name: str, wake_time: Any) -> None:
     raise Suspended(f"sleeping until {until.isoformat()}")
 
 
+def park_step_retry(
+    ctx: RunContext,
+    position: int,
+    name: str,
+    attempts: int,
+    started: Any,
+    error: BaseException,
+    delay: float,
+) -> None:
+    """Journal the step as waiting for its next attempt and park the run until then."""
+    from .context import describe_error
+
+    until = ctx._storage.now() + timedelta(seconds=delay)
+    entry = ctx._entry(
+        position,
+        name,
+        StepStatus.WAITING,
+        {"retry_at": until.isoformat()},
+        describe_error(error, ctx.attempt),
+        attempts,
+        started,
+    )
+    batch = _with_entry(ctx, entry, position)
+    ctx._storage.suspend(ctx._lease, batch, wake_at=until)
+    _written(ctx, batch)
+    raise Suspended(f"step {name!r} retries at {until.isoformat()}")
+
+
 # -- events --------------------------------------------------------------------------
 
 

@@ -1,10 +1,11 @@
 """Durable sleep, events and child runs, in-process on every database."""
 
 import time
+from datetime import timedelta
 
 import pytest
 
-from django_durable import RunNotFound, RunStatus, send_event
+from django_durable import RetryPolicy, RunNotFound, RunStatus, job, send_event
 from django_durable.models import Run, RunEvent, Step
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
@@ -150,3 +151,34 @@ def test_a_parent_with_500_children():
     assert handle.status == RunStatus.COMPLETED
     assert handle.output == sum(i * i for i in range(500))
     assert Run.objects.filter(parent_id=handle.id).count() == 500
+
+
+def test_a_long_step_retry_backoff_parks_the_run_instead_of_holding_the_worker(settings):
+    settings.DURABLE = {**settings.DURABLE, "STEP_RETRY_SLEEP_LIMIT": 0.1}
+    calls = []
+
+    @job(name="tests.slow_retry")
+    def slow_retry(ctx):
+        def flaky():
+            calls.append(1)
+            if len(calls) == 1:
+                raise ConnectionError("try later")
+            return "ok"
+
+        policy = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=0.5), jitter=0)
+        return ctx.step("call", flaky, retry=policy)
+
+    handle = slow_retry.enqueue()
+    run_until_idle()
+    run = Run.objects.get(pk=handle.id)
+    assert run.status == RunStatus.WAITING and run.wake_at is not None
+    step = Step.objects.get(run_id=handle.id)
+    assert (step.status, step.attempts) == ("waiting", 1)
+    assert step.error["type"] == "builtins.ConnectionError"
+    time.sleep(0.7)
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED and handle.output == "ok"
+    assert handle.attempt == 1  # step retries stay inside the run's attempt
+    step.refresh_from_db()
+    assert (step.status, step.attempts) == ("completed", 2) and len(calls) == 2

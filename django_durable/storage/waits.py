@@ -148,15 +148,20 @@ def wake(alias: str, run: Run) -> None:
 
 def wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
     """Called by a finishing child, inside its own transaction."""
+    # Lock the row whatever its status, and only then look at it: a status filter in
+    # the WHERE would skip the row without waiting while the parent is still deciding
+    # (running, holding its fence) and the wake-up would be lost.
     parent = (
         Run.objects.using(alias)
         .select_for_update()
-        .filter(pk=parent_id, status=RunStatus.WAITING)
-        .only("waiting_for", "queue_name")
+        .filter(pk=parent_id)
+        .only("status", "waiting_for", "queue_name")
         .first()
     )
-    awaited = (parent.waiting_for or {}).get("children") if parent else None
-    if parent is None or not awaited:
+    if parent is None or parent.status != RunStatus.WAITING:
+        return
+    awaited = (parent.waiting_for or {}).get("children")
+    if not awaited:
         return
     unfinished = (
         Run.objects.using(alias)

@@ -178,6 +178,20 @@ def slow_with_timeout(ctx, pause):
         ctx.step(f"s{i}", counted(ctx, "slow", lambda: time.sleep(pause)))
 
 
+@job(name="tests.slow_square")
+def slow_square(ctx, i, pause=0.0):
+    ctx.step("pause", lambda: time.sleep(pause))
+    return ctx.step("square", lambda: i * i)
+
+
+@job(name="tests.fan_out_to")
+def fan_out_to(ctx, numbers, queue="default", pause=0.0):
+    child = slow_square.using(queue_name=queue)
+    children = ctx.start_children(child, [{"i": n, "pause": pause} for n in numbers])
+    ctx.step("started", counted(ctx, "started"))
+    return sum(ctx.wait_for_children(children))
+
+
 if os.environ.get("DURABLE_TEST_NEW_CODE"):
     # Only "newer" worker processes know this job: a rolling deploy.
 
