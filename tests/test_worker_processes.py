@@ -77,3 +77,20 @@ def test_queue_option_limits_what_a_worker_takes(tmp_path):
     everything = WorkerProcess(tmp_path / "all.log", "--burst", "--queue", "*")
     assert everything.wait() == 0, everything.output
     assert status(default.id) == status(other.id) == RunStatus.COMPLETED
+
+
+def test_progress_and_logs_are_visible_while_the_run_runs(tmp_path):
+    from django_durable.models import RunLog
+
+    handle = jobs.reports_progress.enqueue()
+    worker = WorkerProcess(tmp_path / "w.log", "--grace", "0")
+    try:
+        wait_until(lambda: executions(handle.id, "long") == 1, what="the long step")
+        run = Run.objects.get(pk=handle.id)
+        assert run.status == RunStatus.RUNNING
+        assert run.progress == {"done": 1, "total": 2, "message": "halfway"}
+        assert list(RunLog.objects.filter(run_id=handle.id).values_list("message", flat=True)) == [
+            "first step done"
+        ]
+    finally:
+        assert worker.terminate() == 0

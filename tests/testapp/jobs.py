@@ -192,6 +192,14 @@ def fan_out_to(ctx, numbers, queue="default", pause=0.0):
     return sum(ctx.wait_for_children(children))
 
 
+@job(name="tests.reports_progress")
+def reports_progress(ctx):
+    ctx.step("first", lambda: None)
+    ctx.log.info("first step done")
+    ctx.progress(1, 2, "halfway")
+    ctx.step("long", counted(ctx, "long", lambda: time.sleep(30)))
+
+
 if os.environ.get("DURABLE_TEST_NEW_CODE"):
     # Only "newer" worker processes know this job: a rolling deploy.
 
