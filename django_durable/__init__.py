@@ -9,6 +9,7 @@ from .exceptions import (
     NonDeterminismError,
     RunCancelled,
     RunNotFound,
+    RunTimedOut,
     StepFailed,
 )
 from .handles import RunHandle, aget_run, get_run
@@ -30,6 +31,7 @@ __all__ = [
     "RunHandle",
     "RunNotFound",
     "RunStatus",
+    "RunTimedOut",
     "StepFailed",
     "aget_run",
     "cancel_run",

@@ -340,8 +340,9 @@ class RunContext:
         """Write buffered checkpoints, logs and progress now (fenced)."""
         if not self._pending:
             return
-        pending, self._pending = self._pending, Checkpoint()
-        self._storage.checkpoint(self._lease, pending)
+        pending = self._pending
+        self._storage.checkpoint(self._lease, pending)  # on failure, the writes stay buffered
+        self._pending = Checkpoint()
         self.announce(pending)
 
     def take_pending(self) -> Checkpoint:
@@ -352,6 +353,8 @@ class RunContext:
     def announce(self, written: Checkpoint) -> None:
         """Send step signals for journal entries that were just committed."""
         for step in written.steps:
+            if step.status == StepStatus.WAITING:
+                continue  # not an outcome yet
             signal = (
                 signals.step_completed
                 if step.status == StepStatus.COMPLETED

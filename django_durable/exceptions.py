@@ -87,5 +87,8 @@ class RunCancelled(BaseException):
     ``ctx.check_cancelled()``. A ``BaseException``: let it propagate."""
 
 
-class RunTimedOut(DurableError):
-    """The run's job has a ``timeout`` and the run's deadline passed."""
+class RunTimedOut(BaseException):
+    """The run's job has a ``timeout`` and the run's deadline passed; the run fails.
+
+    A ``BaseException`` so that a job's own ``except Exception`` does not swallow it.
+    """

@@ -5,8 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import transaction
+
+from . import signals
+from .conf import durable_settings
 from .handles import RunHandle, get_run
 from .payloads import to_json
+from .runner import send_run_signal
+from .status import RunStatus
 from .storage import get_storage
 
 
@@ -29,8 +35,15 @@ def cancel_run(run_id: uuid.UUID | str) -> RunHandle:
     operation (its worker learns of it through its heartbeat). Finished runs are left
     as they are. ``RunNotFound`` for an unknown id.
     """
-    get_storage().cancel(uuid.UUID(str(run_id)))
-    return get_run(run_id)
+    storage = get_storage()
+    storage.cancel(uuid.UUID(str(run_id)))
+    handle = get_run(run_id)
+    if handle.status == RunStatus.CANCELLED:  # a running run signals when its worker stops
+        transaction.on_commit(
+            lambda: send_run_signal(signals.run_cancelled, handle.id, storage),
+            using=durable_settings.DATABASE,
+        )
+    return handle
 
 
 def retry_run(run_id: uuid.UUID | str) -> RunHandle:

@@ -52,7 +52,7 @@ def execute_run(
         log_buffer_size=durable_settings.LOG_BUFFER_SIZE,
         before_operation=before_operation,
     )
-    _send(signals.run_started, run.id, storage)
+    send_run_signal(signals.run_started, run.id, storage)
     try:
         output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
     except RunAbandoned as abandoned:
@@ -69,7 +69,7 @@ def execute_run(
             return None
         ctx.announce(pending)
         logger.info("run=%s job=%s attempt=%s outcome=cancelled", run.id, run.job_name, run.attempt)
-        _send(signals.run_cancelled, run.id, storage)
+        send_run_signal(signals.run_cancelled, run.id, storage)
         return RunStatus.CANCELLED
     except Suspended as suspended:
         logger.info(
@@ -81,7 +81,7 @@ def execute_run(
             time.monotonic() - began,
         )
         return RunStatus.WAITING
-    except Exception as error:
+    except (Exception, RunTimedOut) as error:
         return _record_failure(storage, claimed, job, ctx, error, began)
     pending = ctx.take_pending()
     try:
@@ -97,7 +97,7 @@ def execute_run(
         run.attempt,
         time.monotonic() - began,
     )
-    _send(signals.run_completed, run.id, storage)
+    send_run_signal(signals.run_completed, run.id, storage)
     return RunStatus.COMPLETED
 
 
@@ -106,7 +106,7 @@ def _record_failure(
     claimed: ClaimedRun,
     job: Job,
     ctx: RunContext,
-    error: Exception,
+    error: BaseException,
     began: float,
 ) -> RunStatus | None:
     run = claimed.run
@@ -139,7 +139,7 @@ def _record_failure(
         "" if retry_delay is None else f" retry_in={retry_delay:.3f}",
     )
     if retry_delay is None:
-        _send(signals.run_failed, run.id, storage)
+        send_run_signal(signals.run_failed, run.id, storage)
         return RunStatus.FAILED
     return RunStatus.WAITING if retry_delay > 0 else RunStatus.PENDING
 
@@ -168,7 +168,7 @@ def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatu
     return RunStatus.PENDING
 
 
-def _send(signal: Any, run_id: Any, storage: Storage) -> None:
+def send_run_signal(signal: Any, run_id: Any, storage: Storage) -> None:
     # Building the handle costs a query, so only when someone listens.
     if signal.has_listeners():
         record = storage.get_run(run_id)

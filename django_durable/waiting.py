@@ -59,7 +59,15 @@ def sleep_until(ctx: RunContext, name: str, when: datetime) -> None:
 def _sleep(ctx: RunContext, name: str, wake_time: Any) -> None:
     position, recorded = ctx._begin(StepKind.SLEEP, name)
     if recorded is not None:
-        if recorded.status == StepStatus.WAITING:  # woken by its timer: mark it done
+        if recorded.status == StepStatus.WAITING:
+            until = datetime.fromisoformat(recorded.result["until"])
+            if ctx._storage.now() < until:  # woken early (a retry after a cancel): sleep on
+                ctx._guard()
+                batch = ctx._pending.copy()
+                ctx._storage.suspend(ctx._lease, batch, wake_at=until)
+                _written(ctx, batch)
+                raise Suspended(f"sleeping until {until.isoformat()}")
+            # Woken by its timer: mark it done.
             ctx._pending.add(
                 ctx._entry(
                     position,

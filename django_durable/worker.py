@@ -23,11 +23,12 @@ from datetime import datetime
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
+from . import signals
 from .conf import durable_settings
 from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
 from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
-from .runner import execute_run
+from .runner import execute_run, send_run_signal
 from .storage import get_storage
 from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
 
@@ -253,8 +254,13 @@ class Worker:
             logger.error(
                 "worker=%s run=%s event=failed_too_many_recoveries", self.worker_id, run_id
             )
+            send_run_signal(signals.run_failed, run_id, self.storage)
+        for run_id in swept.cancelled:
+            logger.info("worker=%s run=%s event=cancelled_stale_lease", self.worker_id, run_id)
+            send_run_signal(signals.run_cancelled, run_id, self.storage)
         for run_id in self.storage.fail_overdue(limit=SWEEP_BATCH):
             logger.error("worker=%s run=%s event=failed_deadline_passed", self.worker_id, run_id)
+            send_run_signal(signals.run_failed, run_id, self.storage)
         self.storage.promote_due(limit=SWEEP_BATCH)
 
     def _claim(self) -> list[ClaimedRun]:

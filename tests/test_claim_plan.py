@@ -8,7 +8,8 @@ from django_durable.models import Run
 from django_durable.status import RunStatus
 from django_durable.storage.claim import _candidates
 
-pytestmark = pytest.mark.django_db
+# transaction=True: ANALYZE TABLE commits implicitly on MySQL/MariaDB.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_10000_sleeping_runs_are_not_scanned_by_the_claim():

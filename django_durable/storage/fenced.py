@@ -15,7 +15,7 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..exceptions import LeaseLost, StorageError
+from ..exceptions import LeaseLost, RunCancelled, StorageError
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
 from .base import Checkpoint, Lease
@@ -64,7 +64,11 @@ class FencedWriter:
         self.alias = alias
 
     def _fence_sql(
-        self, connection: BaseDatabaseWrapper, lease: Lease, changes: Mapping[str, Any]
+        self,
+        connection: BaseDatabaseWrapper,
+        lease: Lease,
+        changes: Mapping[str, Any],
+        check_cancel: bool,
     ) -> tuple[str, list[Any]]:
         """The fence: an UPDATE with ``changes``, or with none a row lock.
 
@@ -72,11 +76,14 @@ class FencedWriter:
         must UPDATE the row, so it waits, or has committed and changed the token), and
         unlike an UPDATE it writes no new row version or index entries.
         """
-        where, where_params = fence_where(
-            Run,
-            {"id": lease.run_id, "lease_token": lease.token, "status": RunStatus.RUNNING},
-            connection,
-        )
+        conditions: dict[str, Any] = {
+            "id": lease.run_id,
+            "lease_token": lease.token,
+            "status": RunStatus.RUNNING,
+        }
+        if check_cancel:
+            conditions["cancel_requested"] = False
+        where, where_params = fence_where(Run, conditions, connection)
         table = connection.ops.quote_name(Run._meta.db_table)
         if not changes:
             # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
@@ -85,15 +92,30 @@ class FencedWriter:
         assignments, set_params = set_clause(Run, changes, connection)
         return f"UPDATE {table} SET {assignments} WHERE {where}", [*set_params, *where_params]
 
-    def fence(self, lease: Lease, changes: Mapping[str, Any]) -> None:
+    def fence(
+        self, lease: Lease, changes: Mapping[str, Any], *, check_cancel: bool = False
+    ) -> None:
         """Change the run only while ``lease`` still owns it; ``LeaseLost`` otherwise."""
         connection = connections[self.alias]
-        sql, params = self._fence_sql(connection, lease, changes)
+        sql, params = self._fence_sql(connection, lease, changes, check_cancel)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             fenced = cursor.rowcount if changes else len(cursor.fetchall())
         if fenced != 1:
-            raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+            self._fence_failed(lease, check_cancel)
+
+    def _fence_failed(self, lease: Lease, check_cancel: bool) -> None:
+        """Raise why the fence matched nothing: a cancel request, or a lost lease."""
+        if check_cancel:
+            cancelled = Run.objects.using(self.alias).filter(
+                pk=lease.run_id,
+                lease_token=lease.token,
+                status=RunStatus.RUNNING,
+                cancel_requested=True,
+            )
+            if cancelled.exists():
+                raise RunCancelled
+        raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 
     def insert(self, lease: Lease, checkpoint: Checkpoint) -> None:
         """Insert the checkpoint's journal entries and logs (the run is already fenced)."""
@@ -115,16 +137,23 @@ class FencedWriter:
                         f"INSERT INTO {table} ({names}) VALUES {', '.join(templates)}", params
                     )
 
-    def write(self, lease: Lease, changes: Mapping[str, Any], checkpoint: Checkpoint) -> None:
+    def write(
+        self,
+        lease: Lease,
+        changes: Mapping[str, Any],
+        checkpoint: Checkpoint,
+        *,
+        check_cancel: bool = False,
+    ) -> None:
         """The fenced UPDATE with ``changes`` and the checkpoint's rows, atomically."""
         connection = connections[self.alias]
         if connection.vendor == "postgresql" and not checkpoint.replacing:
-            self._write_one_statement(connection, lease, changes, checkpoint)
+            self._write_one_statement(connection, lease, changes, checkpoint, check_cancel)
             return
 
         def write_in_transaction() -> None:
             with transaction.atomic(using=self.alias):
-                self.fence(lease, changes)
+                self.fence(lease, changes, check_cancel=check_cancel)
                 self.insert(lease, checkpoint)
 
         retry_deadlocks(self.alias, write_in_transaction)
@@ -135,8 +164,9 @@ class FencedWriter:
         lease: Lease,
         changes: Mapping[str, Any],
         checkpoint: Checkpoint,
+        check_cancel: bool,
     ) -> None:
-        fence_sql, params = self._fence_sql(connection, lease, changes)
+        fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
         ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
         for label, model, columns, rows in (
             ("steps", Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
@@ -156,7 +186,7 @@ class FencedWriter:
             row = cursor.fetchone()
         fenced = row[0] if row else 0
         if not fenced:
-            raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
+            self._fence_failed(lease, check_cancel)
 
 
 @contextmanager

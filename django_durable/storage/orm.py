@@ -35,6 +35,7 @@ from .waits import (
     CLEAR_LEASE,
     FencedRunTransaction,
     cancel,
+    cancel_children,
     database_now,
     new_run_row,
     retry,
@@ -128,14 +129,14 @@ class ORMStorage:
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None:
         with storage_errors(lease):
             # Heartbeats keep the lease; a checkpoint only fences (and stores progress).
-            self._fenced.write(lease, self._progress(checkpoint), checkpoint)
+            self._fenced.write(lease, self._progress(checkpoint), checkpoint, check_cancel=True)
 
     @contextmanager
     def fenced_transaction(self, lease: Lease) -> Iterator[FencedRunTransaction]:
         body_failed = False
         try:
             with transaction.atomic(using=self.alias):
-                self._fenced.fence(lease, {})
+                self._fenced.fence(lease, {}, check_cancel=True)
                 try:
                     yield FencedRunTransaction(self.alias, self._fenced, lease)
                 except BaseException:
@@ -185,7 +186,9 @@ class ORMStorage:
             }
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=retry_delay is None)
-            if retry_delay is not None and retry_delay <= 0:
+            if retry_delay is None:
+                cancel_children(self.alias, lease.run_id)
+            elif retry_delay <= 0:
                 announce(self.alias, [lease.queue_name])
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
@@ -221,7 +224,12 @@ class ORMStorage:
         waiting_for: dict[str, Any] | None = None,
     ) -> None:
         with storage_errors(lease):
-            self._fenced.write(lease, suspend_changes(checkpoint, wake_at, waiting_for), checkpoint)
+            self._fenced.write(
+                lease,
+                suspend_changes(checkpoint, wake_at, waiting_for),
+                checkpoint,
+                check_cancel=True,
+            )
 
     def now(self) -> datetime:
         return database_now(self.alias)
@@ -251,6 +259,7 @@ class ORMStorage:
         }
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=True)
+            cancel_children(self.alias, lease.run_id)
 
     def cancel(self, run_id: uuid.UUID) -> None:
         cancel(self.alias, run_id)
@@ -338,8 +347,7 @@ class ORMStorage:
                 )
                 if ended:
                     failed.append(pk)
-                    for child_id in self._runs().filter(parent_id=pk).values_list("pk", flat=True):
-                        cancel(self.alias, child_id)  # finished children are left alone
+                    cancel_children(self.alias, pk)
                     self._after_end(pk)
         return failed
 

@@ -248,9 +248,23 @@ def retry(alias: str, run_id: uuid.UUID) -> None:
         Run.objects.using(alias).filter(pk=run_id).update(
             status=RunStatus.PENDING,
             attempt=F("attempt") + 1,
+            recoveries=0,
+            deadline=None,  # a new attempt gets a new deadline when claimed
             finished_at=None,
             cancel_requested=False,
             wake_at=None,
             waiting_for=None,
         )
         announce(alias, [run.queue_name])
+
+
+def cancel_children(alias: str, parent_id: uuid.UUID) -> None:
+    """A run that ended without completing takes its unfinished children with it."""
+    children = (
+        Run.objects.using(alias)
+        .filter(parent_id=parent_id)
+        .exclude(status__in=FINISHED_STATUSES)
+        .values_list("pk", flat=True)
+    )
+    for child_id in list(children):
+        cancel(alias, child_id)

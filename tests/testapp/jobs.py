@@ -200,6 +200,12 @@ def reports_progress(ctx):
     ctx.step("long", counted(ctx, "long", lambda: time.sleep(30)))
 
 
+@job(name="tests.abandons_children")
+def abandons_children(ctx):
+    ctx.start_children(square.using(queue_name="kids"), [{"i": 1}, {"i": 2}])
+    raise RuntimeError("the parent fails before waiting")
+
+
 if os.environ.get("DURABLE_TEST_NEW_CODE"):
     # Only "newer" worker processes know this job: a rolling deploy.
 
