@@ -18,10 +18,8 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import DatabaseError, close_old_connections, connections
-from django.utils import timezone
 
 from . import signals
 from .conf import durable_settings
@@ -49,8 +47,9 @@ class _Active:
     lease: Lease
     # Monotonic time the lease was last known good: its claim, or a heartbeat sent later.
     renewed_at: float
-    # When a job with a timeout must be done (checked before each operation).
-    deadline: datetime | None = None
+    # Monotonic time by which a job with a timeout must be done (checked before each
+    # operation; derived from the database clock at the claim).
+    deadline: float | None = None
     # A heartbeat reported that someone asked to cancel the run.
     cancel_requested: bool = False
 
@@ -280,7 +279,9 @@ class Worker:
         with self._lock:
             for item in claimed:
                 self._active[item.run.id] = _Active(
-                    lease=item.lease, renewed_at=claimed_at, deadline=item.run.deadline
+                    lease=item.lease,
+                    renewed_at=claimed_at,
+                    deadline=None if item.time_left is None else claimed_at + item.time_left,
                 )
         self._claimed_total += len(claimed)
         for item in claimed:
@@ -310,8 +311,8 @@ class Worker:
                 raise LeaseLost(f"run {run_id}: no heartbeat succeeded for {stale_after}s")
             if active.cancel_requested:
                 raise RunCancelled
-            if active.deadline is not None and timezone.now() >= active.deadline:
-                raise RunTimedOut(f"run {run_id} passed its deadline {active.deadline.isoformat()}")
+            if active.deadline is not None and time.monotonic() >= active.deadline:
+                raise RunTimedOut(f"run {run_id} passed its deadline")
             if self._stopping.is_set():
                 raise WorkerStopping
 

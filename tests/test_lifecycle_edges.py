@@ -90,3 +90,13 @@ def test_signals_for_cancel_run_and_no_step_failed_for_a_wait():
         signals.step_failed.disconnect(on_step_failed)
     assert cancelled == [sleeping.id]
     assert failed_steps == []
+
+
+@pytest.mark.django_db
+def test_run_until_idle_enforces_job_timeouts():
+    handle = jobs.slow_with_timeout.enqueue(0.4)
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.FAILED
+    assert handle.error["type"] == "django_durable.exceptions.RunTimedOut"
+    assert 2 <= executions(handle.id, "slow") <= 4

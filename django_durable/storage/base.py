@@ -79,6 +79,8 @@ class ClaimedRun:
     lease: Lease
     # True when the run never executed before, so its journal is known to be empty.
     fresh: bool
+    # Seconds until the run's deadline at the claim, by the database clock (None: none).
+    time_left: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import connections, transaction
@@ -25,6 +25,7 @@ from .base import ClaimedRun, Lease
 from .convert import RUN_FIELDS, run_record
 from .dbclock import DbNow
 from .deadlocks import retry_deadlocks
+from .waits import database_now
 
 
 def claim_runs(
@@ -42,13 +43,15 @@ def claim_runs(
     token = uuid.uuid4()
     now = timezone.now()
 
+    time_left: dict[Any, float] = {}
+
     def claim_once() -> list[tuple[Run, bool]]:
         with transaction.atomic(using=alias):
             if vendor == "sqlite":
                 runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
             else:
                 runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
-            _set_deadlines(alias, [run for run, _ in runs], timeouts or {}, now)
+            time_left.update(_set_deadlines(alias, [run for run, _ in runs], timeouts or {}))
             return runs
 
     runs = retry_deadlocks(alias, claim_once)
@@ -64,20 +67,38 @@ def claim_runs(
             concurrency_key=run.concurrency_key,
             parent_id=run.parent_id,
         )
-        claimed.append(ClaimedRun(run=run_record(run), lease=lease, fresh=fresh))
+        claimed.append(
+            ClaimedRun(
+                run=run_record(run), lease=lease, fresh=fresh, time_left=time_left.get(run.pk)
+            )
+        )
     return claimed
 
 
-def _set_deadlines(
-    alias: str, runs: list[Run], timeouts: Mapping[str, float], now: datetime
-) -> None:
-    """A run of a job with a timeout must finish within it of its first claim."""
+def _set_deadlines(alias: str, runs: list[Run], timeouts: Mapping[str, float]) -> dict[Any, float]:
+    """Give runs of jobs with a timeout their deadline at their first claim (database
+    clock); return each claimed run's seconds left before its deadline."""
     for run in runs:
         if run.deadline is None and run.job_name in timeouts:
-            run.deadline = now + timedelta(seconds=timeouts[run.job_name])
             Run.objects.using(alias).filter(pk=run.pk, deadline__isnull=True).update(
-                deadline=run.deadline
+                deadline=DbNow(timeouts[run.job_name])
             )
+    timed = [run for run in runs if run.deadline is not None or run.job_name in timeouts]
+    if not timed:
+        return {}
+    deadlines = dict(
+        Run.objects.using(alias)
+        .filter(pk__in=[run.pk for run in timed])
+        .values_list("pk", "deadline")
+    )
+    now = database_now(alias)
+    for run in timed:
+        run.deadline = deadlines[run.pk]
+    return {
+        pk: (deadline - now).total_seconds()
+        for pk, deadline in deadlines.items()
+        if deadline is not None
+    }
 
 
 def _key_is_free() -> Any:

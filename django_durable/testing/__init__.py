@@ -9,11 +9,14 @@ suite in ``django_durable.testing.conformance``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
+from ..exceptions import RunTimedOut
 from ..jobs import registered_jobs
 from ..runner import execute_run
 from ..storage import get_storage
+from ..storage.base import ClaimedRun
 
 __all__ = ["run_until_idle"]
 
@@ -22,17 +25,36 @@ def run_until_idle(*, queues: Sequence[str] | None = None, max_runs: int | None 
     """Execute runnable runs one by one until none is left; return how many ran.
 
     Runs of every queue are taken unless ``queues`` is given. Runs waiting for a future
-    time (a retry backoff, ``run_after``) are left waiting.
+    time (a retry backoff, ``run_after``, a sleep) are left waiting. Job timeouts are
+    enforced before each operation, as in a worker.
     """
     storage = get_storage()
     jobs = registered_jobs()
+    timeouts = {name: job.timeout.total_seconds() for name, job in jobs.items() if job.timeout}
     owner = f"run_until_idle:{os.getpid()}"
     executed = 0
     while max_runs is None or executed < max_runs:
         storage.promote_due(limit=100)
-        claimed = storage.claim(owner=owner, job_names=jobs, queues=queues, limit=1)
+        claimed = storage.claim(
+            owner=owner, job_names=jobs, queues=queues, limit=1, timeouts=timeouts
+        )
         if not claimed:
             break
-        execute_run(storage, claimed[0], jobs[claimed[0].run.job_name])
+        (run,) = claimed
+        execute_run(storage, run, jobs[run.run.job_name], before_operation=_deadline_guard(run))
         executed += 1
     return executed
+
+
+def _deadline_guard(claimed: ClaimedRun) -> Callable[[], None] | None:
+    """Enforce a job's timeout as a worker does (cancel requests reach the job through
+    its fenced writes)."""
+    if claimed.time_left is None:
+        return None
+    deadline = time.monotonic() + claimed.time_left
+
+    def before_operation() -> None:
+        if time.monotonic() >= deadline:
+            raise RunTimedOut(f"run {claimed.run.id} passed its deadline")
+
+    return before_operation
