@@ -23,7 +23,7 @@ from .handles import RunHandle
 from .jobs import Job
 from .payloads import to_json
 from .status import RunStatus
-from .storage.base import ClaimedRun, Storage
+from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
 
 logger = logging.getLogger("django_durable")
 
@@ -61,16 +61,11 @@ def execute_run(
     except WorkerStopping:
         return _release(storage, claimed, ctx)
     except RunCancelled:
-        pending = ctx.take_pending()
-        try:
-            storage.finish_cancelled(claimed.lease, pending)
-        except RunAbandoned as abandoned:
-            _log_abandoned(claimed, abandoned)
-            return None
-        ctx.announce(pending)
-        logger.info("run=%s job=%s attempt=%s outcome=cancelled", run.id, run.job_name, run.attempt)
-        send_run_signal(signals.run_cancelled, run.id, storage)
-        return RunStatus.CANCELLED
+        ended = _end_outside_job(storage, claimed, ctx, storage.finish_cancelled, "cancelled")
+        if ended:
+            send_run_signal(signals.run_cancelled, run.id, storage)
+            return RunStatus.CANCELLED
+        return None
     except Suspended as suspended:
         logger.info(
             "run=%s job=%s attempt=%s outcome=waiting reason=%s duration=%.3f",
@@ -152,20 +147,31 @@ def _log_abandoned(claimed: ClaimedRun, error: RunAbandoned) -> None:
 
 
 def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatus | None:
+    released = _end_outside_job(
+        storage, claimed, ctx, storage.release, "released reason=worker_stopping"
+    )
+    return RunStatus.PENDING if released else None
+
+
+def _end_outside_job(
+    storage: Storage,
+    claimed: ClaimedRun,
+    ctx: RunContext,
+    write: Callable[[Lease, Checkpoint], None],
+    outcome: str,
+) -> bool:
+    """Write the run's buffered checkpoint with ``write`` (release, cancel); False if this
+    worker had to abandon the run instead."""
     pending = ctx.take_pending()
     try:
-        storage.release(claimed.lease, pending)
+        write(claimed.lease, pending)
     except RunAbandoned as abandoned:
         _log_abandoned(claimed, abandoned)
-        return None
+        return False
     ctx.announce(pending)
-    logger.info(
-        "run=%s job=%s attempt=%s outcome=released reason=worker_stopping",
-        claimed.run.id,
-        claimed.run.job_name,
-        claimed.run.attempt,
-    )
-    return RunStatus.PENDING
+    run = claimed.run
+    logger.info("run=%s job=%s attempt=%s outcome=%s", run.id, run.job_name, run.attempt, outcome)
+    return True
 
 
 def send_run_signal(signal: Any, run_id: Any, storage: Storage) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .exceptions import ChildRunFailed, EventTimeout, Suspended
 from .payloads import to_json
 from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
-from .storage.base import Checkpoint, NewRun, StepRecord
+from .storage.base import Checkpoint, FencedTransaction, NewRun, StepRecord
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -32,6 +32,40 @@ class ChildHandle:
 
     id: uuid.UUID
     job_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    """One waiting operation at its journal position: resolve it, or park the run on it."""
+
+    ctx: RunContext
+    position: int
+    kind: StepKind
+    name: str
+    started: datetime | None
+
+    def entry(self, status: StepStatus, result: Any) -> Checkpoint:
+        entry = self.ctx._entry(
+            self.position, self.name, status, result, None, 1, self.started, kind=self.kind
+        )
+        return _with_entry(self.ctx, entry, self.position)
+
+    def resolve(self, tx: FencedTransaction, result: Any) -> Checkpoint:
+        batch = self.entry(StepStatus.COMPLETED, result)
+        tx.write(batch)
+        return batch
+
+    def park(
+        self,
+        tx: FencedTransaction,
+        result: Any,
+        *,
+        wake_at: datetime | None,
+        waiting_for: dict[str, Any],
+    ) -> Checkpoint:
+        batch = self.entry(StepStatus.WAITING, result)
+        tx.suspend(batch, wake_at=wake_at, waiting_for=waiting_for)
+        return batch
 
 
 def _seconds(delay: timedelta | float) -> float:
@@ -147,42 +181,20 @@ def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None
     else:
         started = ctx._storage.now()
         deadline = None if timeout is None else started + timedelta(seconds=_seconds(timeout))
+    operation = _Operation(ctx, position, StepKind.EVENT, name, started)
     with ctx._storage.fenced_transaction(ctx._lease) as tx:
         found, payload = tx.take_event(name)
         timed_out = not found and deadline is not None and ctx._storage.now() >= deadline
-        if found or timed_out:
-            assert found or deadline is not None
-            result = (
-                {"payload": payload}
-                if found
-                else {"timeout": True, "deadline": deadline.isoformat()}  # type: ignore[union-attr]
-            )
-            entry = ctx._entry(
-                position,
-                name,
-                StepStatus.COMPLETED,
-                result,
-                None,
-                1,
-                started,
-                kind=StepKind.EVENT,
-            )
-            batch = _with_entry(ctx, entry, position)
-            tx.write(batch)
+        if found:
+            result: dict[str, Any] = {"payload": payload}
+            batch = operation.resolve(tx, result)
+        elif timed_out:
+            assert deadline is not None
+            result = {"timeout": True, "deadline": deadline.isoformat()}
+            batch = operation.resolve(tx, result)
         else:
             waiting = {"deadline": deadline.isoformat() if deadline else None}
-            entry = ctx._entry(
-                position,
-                name,
-                StepStatus.WAITING,
-                waiting,
-                None,
-                1,
-                started,
-                kind=StepKind.EVENT,
-            )
-            batch = _with_entry(ctx, entry, position)
-            tx.suspend(batch, wake_at=deadline, waiting_for={"event": name})
+            batch = operation.park(tx, waiting, wake_at=deadline, waiting_for={"event": name})
     _written(ctx, batch)
     if not (found or timed_out):
         raise Suspended(f"waiting for event {name!r}")
@@ -234,21 +246,10 @@ def _start_children(
         for args, kwargs in calls
     ]
     ctx._guard()
+    operation = _Operation(ctx, position, StepKind.CHILDREN, job.name, None)
     with ctx._storage.fenced_transaction(ctx._lease) as tx:
         ids = tx.create_runs(new_runs)
-        result = {"children": [str(child_id) for child_id in ids]}
-        entry = ctx._entry(
-            position,
-            job.name,
-            StepStatus.COMPLETED,
-            result,
-            None,
-            1,
-            None,
-            kind=StepKind.CHILDREN,
-        )
-        batch = _with_entry(ctx, entry, position)
-        tx.write(batch)
+        batch = operation.resolve(tx, {"children": [str(child_id) for child_id in ids]})
     _written(ctx, batch)
     return [ChildHandle(child_id, job.name) for child_id in ids]
 
@@ -262,6 +263,7 @@ def wait_for_children(ctx: RunContext, handles: Sequence[ChildHandle]) -> list[A
         return _children_outcome(recorded.result)
     ctx._guard()
     started = recorded.started_at if recorded is not None else None
+    operation = _Operation(ctx, position, StepKind.WAIT_CHILDREN, "children", started)
     with ctx._storage.fenced_transaction(ctx._lease) as tx:
         states = tx.children(ids)
         done = all(state.status in FINISHED_STATUSES for state in states)
@@ -278,32 +280,12 @@ def wait_for_children(ctx: RunContext, handles: Sequence[ChildHandle]) -> list[A
                     if state.status != RunStatus.COMPLETED
                 ],
             }
-            entry = ctx._entry(
-                position,
-                "children",
-                StepStatus.COMPLETED,
-                result,
-                None,
-                1,
-                started,
-                kind=StepKind.WAIT_CHILDREN,
-            )
-            batch = _with_entry(ctx, entry, position)
-            tx.write(batch)
+            batch = operation.resolve(tx, result)
         else:
             awaited = [str(child_id) for child_id in ids]
-            entry = ctx._entry(
-                position,
-                "children",
-                StepStatus.WAITING,
-                {"children": awaited},
-                None,
-                1,
-                started,
-                kind=StepKind.WAIT_CHILDREN,
+            batch = operation.park(
+                tx, {"children": awaited}, wake_at=None, waiting_for={"children": awaited}
             )
-            batch = _with_entry(ctx, entry, position)
-            tx.suspend(batch, wake_at=None, waiting_for={"children": awaited})
     _written(ctx, batch)
     if not done:
         raise Suspended(f"waiting for {len(ids)} child runs")
