@@ -22,7 +22,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from ..exceptions import LeaseLost
+from ..exceptions import LeaseLost, RunCancelled, RunNotFound
 from ..status import RunStatus, StepKind, StepStatus
 from ..storage.base import Checkpoint, ClaimedRun, Lease, LogRecord, NewRun, StepRecord, Storage
 
@@ -379,3 +379,84 @@ class StorageConformance:
         with pytest.raises(LeaseLost):  # the stuck worker's late writes are refused
             storage.complete(timed.lease, "late", Checkpoint())
         storage.complete(untimed.lease, "fine", Checkpoint())
+
+    # -- waiting, events, children, cancel and retry ---------------------------------------
+
+    def test_now_is_the_database_clock(self, storage: Storage) -> None:
+        now = storage.now()
+        assert now.tzinfo is not None
+        assert abs((now - timezone.now()).total_seconds()) < 60
+
+    def test_suspend_parks_the_run_until_its_wake_time(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        waiting = step(0, kind=StepKind.SLEEP, status=StepStatus.WAITING)
+        storage.suspend(
+            claimed.lease,
+            Checkpoint(steps=[waiting]),
+            wake_at=storage.now() + timedelta(seconds=0.2),
+        )
+        record = storage.get_run(claimed.run.id)
+        assert record is not None and record.status == RunStatus.WAITING
+        assert storage.claim(owner="w", job_names=[JOB], queues=None, limit=1) == []
+        with pytest.raises(LeaseLost):
+            storage.checkpoint(claimed.lease, Checkpoint())
+        time.sleep(0.4)
+        assert storage.promote_due(limit=10) == 1
+        assert self.claim_one(storage).run.id == claimed.run.id
+
+    def test_events_wake_a_run_waiting_for_them(self, storage: Storage) -> None:
+        record, _ = storage.enqueue(new_run())
+        storage.send_event(record.id, "early", {"n": 1})
+        claimed = self.claim_one(storage)
+        with storage.fenced_transaction(claimed.lease) as tx:
+            assert tx.take_event("early") == (True, {"n": 1})
+            assert tx.take_event("early") == (False, None)
+            tx.suspend(Checkpoint(), wake_at=None, waiting_for={"event": "late"})
+        storage.send_event(record.id, "other", None)
+        parked = storage.get_run(record.id)
+        assert parked is not None and parked.status == RunStatus.WAITING
+        storage.send_event(record.id, "late", "x")
+        woken = storage.get_run(record.id)
+        assert woken is not None and woken.status == RunStatus.PENDING
+        with pytest.raises(RunNotFound):
+            storage.send_event(uuid.uuid4(), "late", None)
+
+    def test_children_are_created_and_wake_their_waiting_parent(self, storage: Storage) -> None:
+        parent, _ = storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        with storage.fenced_transaction(claimed.lease) as tx:
+            (child_id,) = tx.create_runs([new_run(job_name=OTHER_JOB, parent_id=parent.id)])
+            (state,) = tx.children([child_id])
+            assert state.status == RunStatus.PENDING
+            tx.suspend(Checkpoint(), wake_at=None, waiting_for={"children": [str(child_id)]})
+        (child,) = storage.claim(owner="w", job_names=[OTHER_JOB], queues=None, limit=1)
+        assert child.run.parent_id == parent.id
+        storage.complete(child.lease, 42, Checkpoint())
+        woken = storage.get_run(parent.id)
+        assert woken is not None and woken.status == RunStatus.PENDING
+
+    def test_cancel_finish_cancelled_and_retry(self, storage: Storage) -> None:
+        pending, _ = storage.enqueue(new_run())
+        running, _ = storage.enqueue(new_run())
+        storage.cancel(pending.id)
+        claimed = self.claim_one(storage)
+        assert claimed.run.id == running.id
+        storage.cancel(running.id)
+        with pytest.raises(RunCancelled):  # journal writes see the cancel request
+            storage.checkpoint(claimed.lease, Checkpoint(steps=[step(0)]))
+        storage.finish_cancelled(claimed.lease, Checkpoint(steps=[step(0)]))
+        for run_id in (pending.id, running.id):
+            record = storage.get_run(run_id)
+            assert record is not None and record.status == RunStatus.CANCELLED
+        storage.retry(running.id)
+        retried = storage.get_run(running.id)
+        assert retried is not None
+        assert (retried.status, retried.attempt, retried.cancel_requested) == (
+            RunStatus.PENDING,
+            2,
+            False,
+        )
+        assert len(storage.load_journal(running.id)) == 1
+        with pytest.raises(ValueError):
+            storage.retry(running.id)
