@@ -87,7 +87,15 @@ class Run(models.Model):
                 where=Q(deadline__isnull=False),
                 name="durable_run_deadline",
             ),
-            models.Index(fields=["job_name", "status"], name="durable_run_job_status"),
+            # Admin and overview: runs of a status (failures of the last day, throughput
+            # per minute) and counts by status, without a full-table scan.
+            models.Index(fields=["status", "finished_at"], name="durable_run_status_finished"),
+        ]
+        permissions = [
+            ("retry_run", "Can retry failed or cancelled runs"),
+            ("cancel_run", "Can cancel runs"),
+            ("restart_run", "Can restart runs from scratch"),
+            ("send_event", "Can send events to runs"),
         ]
 
     def __str__(self) -> str:
@@ -177,3 +185,36 @@ class ConcurrencySlot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}#{self.slot} -> {self.run_id}"
+
+
+class RunOverview(Run):
+    """The admin's overview page; a proxy so it is listed on the admin index."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "overview"
+        verbose_name_plural = "overview"
+        default_permissions = ()
+
+
+class Worker(models.Model):
+    """A ``runworker`` process, registered at start and seen at every heartbeat.
+
+    Lets the overview list live workers and the jobs they can execute; a row whose
+    ``last_seen_at`` is older than ``STALE_AFTER`` belongs to a worker that died.
+    """
+
+    worker_id = models.CharField(max_length=255, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(null=True, blank=True)  # None: every queue
+    jobs = models.JSONField(default=list, blank=True)
+    concurrency = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["worker_id"]
+
+    def __str__(self) -> str:
+        return self.worker_id
