@@ -14,7 +14,7 @@ from .exceptions import (
 )
 from .handles import RunHandle, aget_run, get_run
 from .jobs import Job, get_job, job, registered_jobs
-from .operations import cancel_run, retry_run, send_event
+from .operations import cancel_run, restart_run, retry_run, send_event
 from .retry import RetryPolicy
 from .status import RunStatus
 
@@ -39,6 +39,7 @@ __all__ = [
     "get_run",
     "job",
     "registered_jobs",
+    "restart_run",
     "retry_run",
     "send_event",
 ]

@@ -1,4 +1,4 @@
-"""Operations on runs from outside a job: send an event, cancel, retry."""
+"""Operations on runs from outside a job: send an event, cancel, retry, restart."""
 
 from __future__ import annotations
 
@@ -50,4 +50,12 @@ def retry_run(run_id: uuid.UUID | str) -> RunHandle:
     """Resume a failed or cancelled run at its first unfinished operation, as its next
     attempt (finished steps are not run again). ``ValueError`` for other statuses."""
     get_storage().retry(uuid.UUID(str(run_id)))
+    return get_run(run_id)
+
+
+def restart_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Run a finished run again from scratch, as its next attempt: its journal is
+    cleared, so every step executes again, and the events it consumed are delivered
+    again. Logs and past errors are kept. ``ValueError`` for an unfinished run."""
+    get_storage().restart(uuid.UUID(str(run_id)))
     return get_run(run_id)

@@ -1,8 +1,8 @@
-"""cancel_run and retry_run, in-process and against a real worker."""
+"""cancel_run, retry_run and restart_run, in-process and against a real worker."""
 
 import pytest
 
-from django_durable import RunStatus, cancel_run, retry_run, send_event
+from django_durable import RunStatus, cancel_run, restart_run, retry_run, send_event
 from django_durable.models import Run
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
@@ -72,6 +72,30 @@ def test_only_failed_or_cancelled_runs_retry():
     handle = jobs.echo.enqueue()
     with pytest.raises(ValueError, match="only failed or cancelled runs retry"):
         retry_run(handle.id)
+
+
+@pytest.mark.django_db
+def test_restart_runs_every_step_again_with_the_same_events():
+    handle = jobs.approval.enqueue()
+    run_until_idle()
+    send_event(handle.id, "approval", "yes")
+    run_until_idle()
+    handle.refresh()
+    assert handle.status == RunStatus.COMPLETED and executions(handle.id, "before") == 1
+    restarted = restart_run(handle.id)
+    assert (restarted.status, restarted.attempt, restarted.output) == (RunStatus.PENDING, 2, None)
+    run_until_idle()
+    handle.refresh()
+    # The consumed event is delivered again, so the run does not park a second time.
+    assert handle.status == RunStatus.COMPLETED and handle.output == "yes"
+    assert executions(handle.id, "before") == 2
+
+
+@pytest.mark.django_db
+def test_only_finished_runs_restart():
+    handle = jobs.echo.enqueue()
+    with pytest.raises(ValueError, match="only finished runs restart"):
+        restart_run(handle.id)
 
 
 @pytest.mark.django_db(transaction=True)

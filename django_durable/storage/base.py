@@ -264,6 +264,9 @@ class Storage(Protocol):
     def retry(self, run_id: uuid.UUID) -> None:
         """Make a failed or cancelled run pending again as its next attempt."""
 
+    def restart(self, run_id: uuid.UUID) -> None:
+        """Clear a finished run's journal and make it pending again as its next attempt."""
+
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         """Requeue runs whose lease expired (by the database clock); fail those that already
         used up ``max_recoveries``."""

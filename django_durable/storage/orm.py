@@ -38,6 +38,7 @@ from .waits import (
     cancel_children,
     database_now,
     new_run_row,
+    restart,
     retry,
     send_event,
     suspend_changes,
@@ -266,6 +267,9 @@ class ORMStorage:
 
     def retry(self, run_id: uuid.UUID) -> None:
         retry(self.alias, run_id)
+
+    def restart(self, run_id: uuid.UUID) -> None:
+        restart(self.alias, run_id)
 
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         expired = dict(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())

@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..exceptions import RunNotFound
-from ..models import ConcurrencySlot, Run, RunEvent
+from ..models import ConcurrencySlot, Run, RunEvent, Step
 from ..notify import announce
 from ..status import FINISHED_STATUSES, RunStatus
 from .base import Checkpoint, ChildState, Lease, NewRun
@@ -250,6 +250,44 @@ def retry(alias: str, run_id: uuid.UUID) -> None:
             attempt=F("attempt") + 1,
             recoveries=0,
             deadline=None,  # a new attempt gets a new deadline when claimed
+            finished_at=None,
+            cancel_requested=False,
+            wake_at=None,
+            waiting_for=None,
+        )
+        announce(alias, [run.queue_name])
+
+
+def restart(alias: str, run_id: uuid.UUID) -> None:
+    """Clear a finished run's journal and make it pending again, as its next attempt.
+
+    Every step runs again; events it consumed are back in its mailbox, so waits see them
+    as the first execution did. Logs and the error history stay, tagged by attempt.
+    """
+    with transaction.atomic(using=alias):
+        run = (
+            Run.objects.using(alias)
+            .select_for_update()
+            .filter(pk=run_id)
+            .only("status", "queue_name")
+            .first()
+        )
+        if run is None:
+            raise RunNotFound(f"no run with id {run_id}")
+        if run.status not in FINISHED_STATUSES:
+            raise ValueError(
+                f"run {run_id} is {run.status}; only finished runs restart from scratch"
+            )
+        Step.objects.using(alias).filter(run_id=run_id).delete()
+        RunEvent.objects.using(alias).filter(run_id=run_id).update(consumed_at=None)
+        Run.objects.using(alias).filter(pk=run_id).update(
+            status=RunStatus.PENDING,
+            attempt=F("attempt") + 1,
+            recoveries=0,
+            output=None,
+            progress=None,
+            deadline=None,
+            started_at=None,
             finished_at=None,
             cancel_requested=False,
             wake_at=None,

@@ -460,3 +460,28 @@ class StorageConformance:
         assert len(storage.load_journal(running.id)) == 1
         with pytest.raises(ValueError):
             storage.retry(running.id)
+
+    def test_restart_clears_the_journal_and_redelivers_events(self, storage: Storage) -> None:
+        record, _ = storage.enqueue(new_run())
+        storage.send_event(record.id, "go", {"n": 1})
+        claimed = self.claim_one(storage)
+        with storage.fenced_transaction(claimed.lease) as tx:
+            assert tx.take_event("go") == (True, {"n": 1})
+            tx.write(Checkpoint(steps=[step(0)]))
+        with pytest.raises(ValueError):  # a running run is not restarted under its worker
+            storage.restart(record.id)
+        storage.complete(claimed.lease, "done", Checkpoint(steps=[step(1)]))
+        storage.restart(record.id)
+        restarted = storage.get_run(record.id)
+        assert restarted is not None
+        assert (restarted.status, restarted.attempt, restarted.output) == (
+            RunStatus.PENDING,
+            2,
+            None,
+        )
+        assert storage.load_journal(record.id) == []
+        again = self.claim_one(storage)
+        with storage.fenced_transaction(again.lease) as tx:
+            assert tx.take_event("go") == (True, {"n": 1})
+        with pytest.raises(RunNotFound):
+            storage.restart(uuid.uuid4())
