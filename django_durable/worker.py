@@ -28,7 +28,7 @@ from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
 from .runner import execute_run, send_run_signal
 from .storage import get_storage
-from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
+from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, WorkerInfo
 
 logger = logging.getLogger("django_durable")
 
@@ -92,6 +92,7 @@ class Worker:
         # Runs claimed and not yet finished or given up; only these are heartbeated.
         self._active: dict[uuid.UUID, _Active] = {}
         self._lock = threading.Lock()
+        self._next_presence = 0.0
 
     @property
     def stopping(self) -> bool:
@@ -127,6 +128,7 @@ class Worker:
         finally:
             for _ in slots:
                 self._inbox.put(None)
+            self._unregister()
             connections.close_all()
         logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
 
@@ -155,6 +157,7 @@ class Worker:
             now = time.monotonic()
             try:
                 self._heartbeat_if_due()
+                self._presence_if_due(now)
                 if now >= next_report:
                     self._report_unknown_jobs()
                     next_report = now + UNKNOWN_JOBS_REPORT_INTERVAL
@@ -195,6 +198,7 @@ class Worker:
         while self._busy() and time.monotonic() < deadline:
             try:
                 self._heartbeat_if_due()
+                self._presence_if_due(time.monotonic())
             except DatabaseError as error:
                 logger.warning("worker=%s event=database_error error=%s", self.worker_id, error)
                 close_old_connections()
@@ -242,6 +246,28 @@ class Worker:
                 if run_id in self._active:
                     self._active[run_id].renewed_at = now
                     self._active[run_id].cancel_requested = run_id in beat.cancel_requested
+
+    def _presence_if_due(self, now: float) -> None:
+        """Tell the registry of live workers (the admin's overview) this worker is alive."""
+        if now < self._next_presence:
+            return
+        self.storage.worker_seen(
+            WorkerInfo(
+                worker_id=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                queues=self.queues,
+                jobs=list(self.jobs),
+                concurrency=self.concurrency,
+            )
+        )
+        self._next_presence = now + durable_settings.heartbeat_interval
+
+    def _unregister(self) -> None:
+        try:
+            self.storage.worker_stopped(self.worker_id)
+        except DatabaseError as error:  # the row ages out of the overview by itself
+            logger.warning("worker=%s event=unregister_failed error=%s", self.worker_id, error)
 
     def _sweep(self) -> None:
         swept = self.storage.recover_stale(

@@ -157,6 +157,18 @@ class ChildState:
     error: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """What the registry of live workers records about a ``runworker`` process."""
+
+    worker_id: str
+    hostname: str
+    pid: int
+    queues: list[str] | None  # None: every queue
+    jobs: list[str]
+    concurrency: int
+
+
 class FencedTransaction(Protocol):
     """One transaction that began by locking the run for its lease holder.
 
@@ -277,6 +289,12 @@ class Storage(Protocol):
 
     def promote_due(self, *, limit: int) -> int:
         """Make waiting runs whose wake time has passed pending again."""
+
+    def worker_seen(self, info: WorkerInfo) -> None:
+        """Register a worker, or record that it is still alive (by the database clock)."""
+
+    def worker_stopped(self, worker_id: str) -> None:
+        """Remove a worker that is exiting from the registry."""
 
     def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
         """Pending runs per job name for jobs not in ``known`` (a rolling deploy)."""

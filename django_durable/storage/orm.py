@@ -26,6 +26,7 @@ from .base import (
     RunRecord,
     StaleSweep,
     StepRecord,
+    WorkerInfo,
 )
 from .claim import claim_runs
 from .convert import run_record, step_record
@@ -44,6 +45,7 @@ from .waits import (
     suspend_changes,
     wake_parent_if_ready,
 )
+from .workers import worker_seen, worker_stopped
 
 
 class ORMStorage:
@@ -380,6 +382,12 @@ class ORMStorage:
             .order_by("job_name")
         )
         return {row["job_name"]: row["count"] for row in rows}
+
+    def worker_seen(self, info: WorkerInfo) -> None:
+        worker_seen(self.alias, info)
+
+    def worker_stopped(self, worker_id: str) -> None:
+        worker_stopped(self.alias, worker_id)
 
 
 def _worker_lost(row: dict[str, Any], max_recoveries: int) -> dict[str, Any]:
