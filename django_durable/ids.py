@@ -3,6 +3,7 @@
 import os
 import time
 import uuid
+from datetime import datetime
 from collections.abc import Callable
 
 
@@ -17,3 +18,10 @@ def uuid7() -> uuid.UUID:
     rand_b = rand & ((1 << 62) - 1)
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
+
+
+def uuid7_floor(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of ``moment``'s millisecond: ``id >= uuid7_floor(t)`` selects
+    runs created at ``t`` or later through the primary key index."""
+    millis = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=(millis & ((1 << 48) - 1)) << 80)

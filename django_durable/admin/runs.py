@@ -1,0 +1,349 @@
+"""The run list, the read-only run page and the actions operators take on runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from ..conf import durable_settings
+from ..models import Run, RunEvent, RunLog, Step
+from ..status import RunStatus
+from .actions import ACTIONS, EventForm, RunAction, perform
+from .display import duration, format_duration, pretty_json, progress_percent
+from .filters import CreatedFilter, JobFilter, QueueFilter
+from .pagination import CappedCountPaginator
+from .search import search_runs
+
+# The detail page shows this many logs, events and children; the rest are a link away.
+DETAIL_LIMIT = 200
+
+
+# ModelAdmin is generic only to type checkers (django-stubs), not at runtime.
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Run]
+else:
+    ModelAdmin = admin.ModelAdmin
+
+
+class RunAdmin(ModelAdmin):
+    list_display = (
+        "id",
+        "status_badge",
+        "job_name",
+        "queue_name",
+        "progress_bar",
+        "attempt",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "run_duration",
+    )
+    list_display_links = ("id",)
+    list_filter = ("status", JobFilter, QueueFilter, CreatedFilter)
+    # Search goes through get_search_results; the field list only turns the box on.
+    search_fields = ("=id",)
+    search_help_text = "A run id or its first characters, an idempotency key or a concurrency key."
+    # Ids are UUIDv7: newest first through the primary key index, no sort.
+    ordering = ("-id",)
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    actions = ("retry_runs", "cancel_runs", "restart_runs", "send_event_to_runs")
+    # The columns the list draws; args, output and errors stay in the table.
+    list_columns = (
+        "id",
+        "status",
+        "job_name",
+        "queue_name",
+        "progress",
+        "attempt",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+
+    class Media:
+        css = {"all": ("django_durable/admin.css",)}
+
+    # -- read-only --------------------------------------------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Run | None = None) -> bool:
+        return False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return ACTIONS["retry"].allowed(request)
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return ACTIONS["cancel"].allowed(request)
+
+    def has_restart_permission(self, request: HttpRequest) -> bool:
+        return ACTIONS["restart"].allowed(request)
+
+    def has_send_event_permission(self, request: HttpRequest) -> bool:
+        return ACTIONS["send_event"].allowed(request)
+
+    # -- the list ---------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
+        return super().get_queryset(request).only(*self.list_columns)
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Run | None:
+        # Every column: the run page and the actions read more than the list draws.
+        try:
+            return super().get_queryset(request).get(pk=Run._meta.pk.to_python(object_id))
+        except (Run.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
+    ) -> tuple[QuerySet[Run], bool]:
+        return search_runs(queryset, search_term), False
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # The detail page links to a run's children as ?parent__id__exact=<id>.
+        return lookup == "parent__id__exact" or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, run: Run) -> str:
+        return format_html(
+            '<span class="durable-badge durable-{}">{}</span>', run.status, run.get_status_display()
+        )
+
+    @admin.display(description="progress")
+    def progress_bar(self, run: Run) -> str:
+        percent = progress_percent(run.progress)
+        if run.status != RunStatus.RUNNING or percent is None:
+            return "—"
+        message = (run.progress or {}).get("message") or f"{percent:.0f}%"
+        return format_html(
+            '<span class="durable-progress" title="{}"><span style="width:{}%"></span></span>',
+            message,
+            f"{percent:.1f}",
+        )
+
+    @admin.display(description="duration")
+    def run_duration(self, run: Run) -> str:
+        return format_duration(duration(run, timezone.now()))
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Django drops an action the user may not take with a "no action selected"
+        # message; a forged POST for one gets a plain 403 instead.
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                action = self._changelist_actions.get(name)
+                if action is not None and not action.allowed(request):
+                    raise PermissionDenied
+        context = {"overview_url": reverse("admin:django_durable_runoverview_changelist")}
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    _changelist_actions = {
+        "retry_runs": ACTIONS["retry"],
+        "cancel_runs": ACTIONS["cancel"],
+        "restart_runs": ACTIONS["restart"],
+        "send_event_to_runs": ACTIONS["send_event"],
+    }
+
+    @admin.action(description="Retry selected failed or cancelled runs", permissions=["retry"])
+    def retry_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        perform(self, request, ACTIONS["retry"], queryset.iterator())
+
+    @admin.action(description="Cancel selected unfinished runs", permissions=["cancel"])
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        perform(self, request, ACTIONS["cancel"], queryset.iterator())
+
+    @admin.action(
+        description="Restart selected finished runs from scratch", permissions=["restart"]
+    )
+    def restart_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> HttpResponse | None:
+        return self._intermediate(request, ACTIONS["restart"], queryset, "restart_runs")
+
+    @admin.action(
+        description="Send an event to selected unfinished runs", permissions=["send_event"]
+    )
+    def send_event_to_runs(
+        self, request: HttpRequest, queryset: QuerySet[Run]
+    ) -> HttpResponse | None:
+        return self._intermediate(request, ACTIONS["send_event"], queryset, "send_event_to_runs")
+
+    def _intermediate(
+        self,
+        request: HttpRequest,
+        action: RunAction,
+        queryset: QuerySet[Run],
+        action_name: str,
+        single: Run | None = None,
+    ) -> HttpResponse | None:
+        """The confirmation page (restart) or event form (send event), then the action."""
+        form = EventForm(request.POST if "apply" in request.POST else None)
+        if action.name == "send_event":
+            ready = "apply" in request.POST and form.is_valid()
+            arguments = (form.cleaned_data["name"], form.cleaned_data["payload"]) if ready else ()
+        else:
+            ready, arguments = "apply" in request.POST, ()
+        if ready:
+            perform(self, request, action, queryset.iterator(), *arguments)
+            return None
+        legal = queryset.filter(status__in=action.legal)
+        runs = list(legal.only(*self.list_columns)[:DETAIL_LIMIT])
+        legal_count = legal.count() if len(runs) == DETAIL_LIMIT else len(runs)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{action.label}: are you sure?"
+            if action.name == "restart"
+            else f"{action.label} to runs",
+            "action": action,
+            "action_name": action_name,
+            "form": form if action.name == "send_event" else None,
+            "runs": runs,
+            "legal_count": legal_count,
+            "more_count": legal_count - len(runs),
+            "skipped_count": queryset.count() - legal_count,
+            "selected": [] if single else request.POST.getlist(ACTION_CHECKBOX_NAME),
+            "select_across": request.POST.get("select_across", "0"),
+            "single": single,
+            "media": self.media,
+        }
+        return TemplateResponse(
+            request, "admin/django_durable/run/action_confirmation.html", context
+        )
+
+    # -- the run page -----------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        action_url = path(
+            "<path:object_id>/actions/<str:name>/",
+            self.admin_site.admin_view(self.run_action_view),
+            name="django_durable_run_action",
+        )
+        return [action_url, *super().get_urls()]
+
+    def run_action_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
+        action = ACTIONS.get(name)
+        if action is None:
+            raise Http404(f"no run action {name!r}")
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404("no such run")
+        if not self.has_view_permission(request, run) or not action.allowed(request):
+            raise PermissionDenied
+        detail = reverse("admin:django_durable_run_change", args=[run.pk])
+        runs = Run.objects.filter(pk=run.pk)
+        if action.intermediate:
+            response = self._intermediate(request, action, runs, name, single=run)
+            return response or HttpResponseRedirect(detail)
+        if request.method != "POST":
+            return HttpResponseRedirect(detail)
+        perform(self, request, action, runs)
+        return HttpResponseRedirect(detail)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404(f"no run with id {object_id}")
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        now = timezone.now()
+        steps = list(Step.objects.filter(run_id=run.pk).order_by("position"))
+        logs = list(RunLog.objects.filter(run_id=run.pk).order_by("id")[: DETAIL_LIMIT + 1])
+        events = list(RunEvent.objects.filter(run_id=run.pk).order_by("id")[: DETAIL_LIMIT + 1])
+        children = list(
+            Run.objects.filter(parent_id=run.pk)
+            .only("id", "job_name", "status")
+            .order_by("id")[: DETAIL_LIMIT + 1]
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": run,
+            "title": f"{run.job_name} {run.pk}",
+            "run": run,
+            "args_json": pretty_json({"args": run.args, "kwargs": run.kwargs}),
+            "output_json": pretty_json(run.output) if run.output is not None else None,
+            "errors": list(reversed(run.errors or [])),
+            "duration": format_duration(duration(run, now)),
+            "progress_percent": progress_percent(run.progress),
+            "timeline": timeline(steps, run, now),
+            "logs": logs[:DETAIL_LIMIT],
+            "more_logs": len(logs) > DETAIL_LIMIT,
+            "events": events[:DETAIL_LIMIT],
+            "more_events": len(events) > DETAIL_LIMIT,
+            "children": children[:DETAIL_LIMIT],
+            "more_children": len(children) > DETAIL_LIMIT,
+            "children_url": reverse("admin:django_durable_run_changelist")
+            + f"?parent__id__exact={run.pk}",
+            "last_heartbeat": last_heartbeat(run),
+            "buttons": [
+                action
+                for action in ACTIONS.values()
+                if run.status in action.legal and action.allowed(request)
+            ],
+            "media": self.media,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/django_durable/run/detail.html", context)
+
+
+def last_heartbeat(run: Run) -> datetime | None:
+    """Leases are renewed to now + STALE_AFTER, so that is when the last beat was."""
+    if run.status != RunStatus.RUNNING or run.lease_expires_at is None:
+        return None
+    return run.lease_expires_at - timedelta(seconds=durable_settings.STALE_AFTER)
+
+
+def timeline(steps: list[Step], run: Run, now: datetime) -> list[dict[str, Any]]:
+    """Each journal entry with its bar's offset and width, as percentages of the run."""
+    starts = [t for t in [run.started_at, *(step.started_at for step in steps)] if t]
+    ends = [t for t in [run.finished_at, *(step.finished_at for step in steps)] if t]
+    if run.finished_at is None and run.status == RunStatus.RUNNING:
+        ends.append(now)
+    begin, end = min(starts, default=None), max(ends, default=None)
+    span = (end - begin).total_seconds() if begin and end and end > begin else 0.0
+    rows = []
+    for step in steps:
+        offset = width = 0.0
+        if span and step.started_at and begin:
+            offset = 100 * (step.started_at - begin).total_seconds() / span
+            finished = step.finished_at or end or step.started_at
+            width = max(0.5, 100 * (finished - step.started_at).total_seconds() / span)
+            width = min(width, 100 - offset)
+        step_duration = (
+            step.finished_at - step.started_at if step.started_at and step.finished_at else None
+        )
+        rows.append(
+            {
+                "step": step,
+                "offset": f"{offset:.2f}",
+                "width": f"{width:.2f}",
+                "duration": format_duration(step_duration),
+                "error": step.error,
+                "result_json": pretty_json(step.result) if step.result is not None else None,
+            }
+        )
+    return rows
