@@ -3,8 +3,8 @@
 import os
 import time
 import uuid
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 
 
 def uuid7() -> uuid.UUID:
