@@ -6,6 +6,9 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.utils import timezone
+from django.utils.dateformat import format as format_date
+
 from ..models import Run
 
 
@@ -39,3 +42,13 @@ def progress_percent(progress: Any) -> float | None:
 
 def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def short_time(moment: datetime | None, now: datetime) -> str:
+    """A compact local time for list columns: the time today, the date otherwise."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment)
+    if local.date() == timezone.localtime(now).date():
+        return format_date(local, "H:i:s")
+    return format_date(local, "M j, H:i")

@@ -19,7 +19,7 @@ from ..conf import durable_settings
 from ..models import Run, RunEvent, RunLog, Step
 from ..status import RunStatus
 from .actions import ACTIONS, EventForm, RunAction, perform
-from .display import duration, format_duration, pretty_json, progress_percent
+from .display import duration, format_duration, pretty_json, progress_percent, short_time
 from .filters import CreatedFilter, JobFilter, QueueFilter
 from .pagination import CappedCountPaginator
 from .search import search_runs
@@ -43,9 +43,9 @@ class RunAdmin(ModelAdmin):
         "queue_name",
         "progress_bar",
         "attempt",
-        "created_at",
-        "started_at",
-        "finished_at",
+        "created",
+        "started",
+        "finished",
         "run_duration",
     )
     list_display_links = ("id",)
@@ -138,6 +138,18 @@ class RunAdmin(ModelAdmin):
             message,
             f"{percent:.1f}",
         )
+
+    @admin.display(description="created", ordering="id")
+    def created(self, run: Run) -> str:
+        return short_time(run.created_at, timezone.now())
+
+    @admin.display(description="started")
+    def started(self, run: Run) -> str:
+        return short_time(run.started_at, timezone.now())
+
+    @admin.display(description="finished")
+    def finished(self, run: Run) -> str:
+        return short_time(run.finished_at, timezone.now())
 
     @admin.display(description="duration")
     def run_duration(self, run: Run) -> str:

@@ -1,0 +1,167 @@
+"""The admin in a real browser: Playwright driving Debian's Chromium, headless, against a
+live server, with a real worker process. Also writes the admin guide's screenshots."""
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from django_durable import RunStatus
+from django_durable.models import Run, Worker
+from django_durable.testing import run_until_idle
+from django_durable.testing.factories import RunFactory
+from tests.testapp import jobs
+from tests.workers import WorkerProcess
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("DURABLE_CHROMIUM") or shutil.which("chromium")
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Under CI a missing browser is a failure, not a skip.
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"), reason="apt-get install chromium"
+    ),
+]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
+    # makes between page actions are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        # Root in a container has no user namespaces for Chromium's sandbox.
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+def make_staff(django_user_model, username, *codenames):
+    user = django_user_model.objects.create_user(username, password="secret-pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="django_durable", codename__in=codenames)
+    )
+    return user
+
+
+def log_in(browser, live_server, username):
+    page = browser.new_page(viewport={"width": 1600, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "secret-pw")
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    # More room for the run list: start with the admin's navigation sidebar closed.
+    page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    return page
+
+
+def some_history():
+    """Runs of every status, so lists and the overview look like a working system."""
+    now = timezone.now()
+    for minutes in range(0, 60, 7):
+        RunFactory.create_batch(
+            1 + minutes % 4,
+            completed=True,
+            job_name="tests.echo",
+            started_at=now - timedelta(minutes=minutes, seconds=2),
+            finished_at=now - timedelta(minutes=minutes),
+        )
+    RunFactory(
+        job_name="tests.many_slow_steps",
+        status=RunStatus.RUNNING,
+        started_at=now - timedelta(seconds=40),
+        progress={"done": 30, "total": 50, "message": "30 of 50 steps"},
+        lease_owner="web-1:4242:9f1c2a",
+        lease_expires_at=now + timedelta(seconds=25),
+    )
+    RunFactory(
+        job_name="tests.approval", status=RunStatus.WAITING, waiting_for={"event": "approval"}
+    )
+    RunFactory(job_name="tests.echo", queue_name="reports")
+    RunFactory(
+        failed=True,
+        job_name="tests.square",
+        started_at=now - timedelta(minutes=20, seconds=3),
+        finished_at=now - timedelta(minutes=20),
+    )
+    Worker.objects.create(
+        worker_id="web-1:4242:9f1c2a",
+        hostname="web-1",
+        pid=4242,
+        queues=["default"],
+        jobs=sorted(jobs_registered()),
+        concurrency=4,
+        started_at=now - timedelta(hours=3),
+        last_seen_at=now,
+    )
+
+
+def jobs_registered():
+    from django_durable import registered_jobs
+
+    return registered_jobs()
+
+
+def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
+    browser, live_server, django_user_model, tmp_path
+):
+    make_staff(django_user_model, "operator", "view_run", "retry_run", "cancel_run", "restart_run")
+    handle = jobs.fails_first_attempt.enqueue()
+    run_until_idle()
+    assert Run.objects.get(pk=handle.id).status == RunStatus.FAILED
+    some_history()
+
+    page = log_in(browser, live_server, "operator")
+    page.click("a[href='/admin/django_durable/run/']")
+    page.wait_for_selector("#result_list")
+    assert page.locator(".durable-progress").count() == 1  # the running run
+    page.screenshot(path=SCREENSHOTS / "admin-list.png", full_page=True)
+    page.click("#changelist-filter >> text=Failed")
+    page.wait_for_url("**status__exact=failed**")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() == 2
+    assert set(rows.locator(".durable-badge").all_inner_texts()) == {"FAILED"}
+
+    page.click(f"text={handle.id}")
+    traceback = page.locator(".durable-traceback").first
+    assert traceback.is_visible()
+    assert "RuntimeError: first attempt fails" in traceback.inner_text()
+    page.screenshot(path=SCREENSHOTS / "admin-detail.png", full_page=True)
+
+    page.click("button:has-text('Retry')")
+    assert page.locator(".messagelist").inner_text().strip() == "Retried 1 run."
+    assert page.locator(".durable-header .durable-badge").inner_text().lower() == "pending"
+
+    worker = WorkerProcess(tmp_path / "worker.log", "--burst")
+    assert worker.wait() == 0, worker.output
+    page.reload()
+    assert page.locator(".durable-header .durable-badge").inner_text().lower() == "completed"
+    assert "attempt 2" in page.locator(".durable-header").inner_text()
+
+    page.goto(f"{live_server.url}/admin/django_durable/")
+    page.click("text=Overview")
+    assert page.locator(".durable-card").first.is_visible()
+    page.screenshot(path=SCREENSHOTS / "admin-overview.png", full_page=True)
+
+
+def test_a_viewer_sees_no_retry_button(browser, live_server, django_user_model):
+    make_staff(django_user_model, "viewer", "view_run")
+    handle = jobs.fails_first_attempt.enqueue()
+    run_until_idle()
+    page = log_in(browser, live_server, "viewer")
+    page.goto(f"{live_server.url}/admin/django_durable/run/{handle.id}/change/")
+    assert "first attempt fails" in page.locator(".durable-traceback").first.inner_text()
+    assert page.locator("button:has-text('Retry')").count() == 0
+    assert page.locator(".durable-actions").count() == 0
+    page.goto(f"{live_server.url}/admin/django_durable/run/")
+    assert page.locator("select[name=action]").count() == 0
