@@ -1,10 +1,12 @@
 """The admin: list, filters, search, the run page, actions, permissions and the overview."""
 
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -389,3 +391,17 @@ def test_overview_needs_view_permission(client, django_user_model):
     client.force_login(staff(django_user_model, "retry_run"))
     url = reverse("admin:django_durable_runoverview_changelist")
     assert client.get(url).status_code == 403
+
+
+def test_the_admin_guides_operators_group_grants_every_action(client, django_user_model):
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "admin.md").read_text()
+    (sample,) = re.findall(r"```python\n(.*?)```", guide, re.DOTALL)
+    exec(sample, {})
+    user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="Run operators"))
+    client.force_login(user)
+    done = RunFactory(completed=True)
+    html = client.get(detail_url(done.pk)).content.decode()
+    assert "Restart from scratch" in html
+    assert client.post(action_url(done.pk, "restart"), {"apply": "1"}).status_code == 302
+    assert Run.objects.get(pk=done.pk).status == RunStatus.PENDING
