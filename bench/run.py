@@ -220,9 +220,12 @@ def main() -> None:
     parser.add_argument(
         "--leak-runs", type=int, default=0, help="also drain this many runs, watching for leaks"
     )
+    parser.add_argument(
+        "--port", type=int, default=55432, help="port for the throwaway PostgreSQL (127.0.0.1)"
+    )
     args = parser.parse_args()
 
-    server = ThrowawayPostgres()
+    server = ThrowawayPostgres(port=args.port)
     server.start()
     try:
         server.psql("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, v int NOT NULL)")
