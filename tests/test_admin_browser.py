@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connections
 from django.utils import timezone
 
 from django_durable import RunStatus
@@ -37,12 +38,25 @@ def browser(monkeypatch):
     # makes between page actions are still plain synchronous code.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_api.sync_playwright() as playwright:
-        # Root in a container has no user namespaces for Chromium's sandbox.
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",  # root in a container has no user namespaces for the sandbox
+                # The machine has no network: keep Chromium from trying to phone home.
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-gpu",
+            ],
         )
         yield chromium
         chromium.close()
+        # Playwright's greenlets give the test body its own context, so Django (whose
+        # connections are context-local) opened a second connection for it: close it, or
+        # the test database cannot be dropped at the end.
+        connections.close_all()
 
 
 def make_staff(django_user_model, username, *codenames):
@@ -165,3 +179,4 @@ def test_a_viewer_sees_no_retry_button(browser, live_server, django_user_model):
     assert page.locator(".durable-actions").count() == 0
     page.goto(f"{live_server.url}/admin/django_durable/run/")
     assert page.locator("select[name=action]").count() == 0
+
