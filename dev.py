@@ -2,7 +2,9 @@
 """Development entry point that needs nothing but Python 3.11+.
 
     python3 dev.py demo   # run the example project's demo on SQLite
-    python3 dev.py test   # lint, migration check and the test suite
+    python3 dev.py test   # lint, migration check, the docs build and the test suite
+    python3 dev.py serve  # the example project's site and a worker, after the demo
+    python3 dev.py docs   # serve the docs on 127.0.0.1:8001; "docs build" builds them into site/
     python3 dev.py bench  # worker benchmark on a throwaway PostgreSQL (see bench/run.py)
 
 Each creates (once) a virtual environment for the running Python in .venv-X.Y, with
@@ -56,13 +58,50 @@ def ensure_venv(extras: set[str]) -> Path:
     return python
 
 
+EXAMPLE = ROOT / "example_project"
+
+
+def example_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)  # the example project runs on its SQLite file
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return env
+
+
 def demo() -> None:
     python = ensure_venv(set())
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)  # the demo always runs on SQLite
-    manage = ROOT / "example_project" / "manage.py"
+    # Each demo starts from an empty database, so its timeline shows only its own runs.
+    for stale in EXAMPLE.glob("db.sqlite3*"):
+        stale.unlink()
+    say("migrating example_project/db.sqlite3")
+    run(python, EXAMPLE / "manage.py", "migrate", "--verbosity", "0", env=example_env())
+    say("manage.py demo")
+    run(python, EXAMPLE / "manage.py", "demo", env=example_env())
+
+
+def serve() -> None:
+    """The example project's site on port 8000, with a worker beside it."""
+    python = ensure_venv(set())
+    env = example_env()
+    manage = EXAMPLE / "manage.py"
     run(python, manage, "migrate", "--verbosity", "0", env=env)
-    run(python, manage, "demo", env=env)
+    worker = subprocess.Popen([str(python), str(manage), "runworker", "--queue", "*"], env=env)
+    try:
+        subprocess.run([str(python), str(manage), "runserver", "127.0.0.1:8000"], env=env)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.terminate()
+        worker.wait()
+
+
+def docs(args: list[str]) -> None:
+    python = ensure_venv(set())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"}
+    if args[:1] == ["build"]:
+        run(python, "-m", "mkdocs", "build", "--strict", *args[1:], env=env)
+    else:
+        run(python, "-m", "mkdocs", "serve", "--dev-addr", "127.0.0.1:8001", *args, env=env)
 
 
 def test(pytest_args: list[str]) -> None:
@@ -85,6 +124,18 @@ def test(pytest_args: list[str]) -> None:
         "--check",
         "--dry-run",
         env={**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
+    say("docs build (mkdocs --strict)")
+    run(
+        python,
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+        "--quiet",
+        "--site-dir",
+        ROOT / "build" / "site",
+        env=base_env,
     )
     failed = []
     for url in urls:
@@ -110,6 +161,10 @@ def main() -> None:
         demo()
     elif command == "test":
         test(rest)
+    elif command == "serve":
+        serve()
+    elif command == "docs":
+        docs(rest)
     elif command == "bench":
         python = ensure_venv({"postgres"})
         run(python, ROOT / "bench" / "run.py", *rest, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -52,6 +52,7 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
         self._ctx = ctx
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        """Log through Python logging and buffer the record to be stored with the run."""
         message = str(msg) % args if args else str(msg)
         exc_info = kwargs.get("exc_info")
         if exc_info:  # ctx.log.exception(): keep the traceback with the run too
@@ -90,11 +91,13 @@ class RunContext:
         self._in_step: str | None = None
         self._before_operation = before_operation
         self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
+        """A logger whose records also go to the run's log in the database."""
 
     # -- what a job may read -----------------------------------------------------------
 
     @property
     def run_id(self) -> uuid.UUID:
+        """The id of the run being executed."""
         return self._run.id
 
     @property
@@ -104,6 +107,7 @@ class RunContext:
 
     @property
     def job_name(self) -> str:
+        """The registered name of the job being executed."""
         return self._run.job_name
 
     # -- durable operations ------------------------------------------------------------

@@ -38,6 +38,7 @@ class RunHandle:
 
     @classmethod
     def from_record(cls, record: RunRecord, *, created: bool = False) -> RunHandle:
+        """Build a handle from a storage record."""
         return cls(
             created=created,
             **{f.name: getattr(record, f.name) for f in fields(cls) if f.name != "created"},
@@ -50,6 +51,7 @@ class RunHandle:
 
     @property
     def is_finished(self) -> bool:
+        """True once the run is completed, failed or cancelled."""
         return self.status in FINISHED_STATUSES
 
     def refresh(self) -> None:
@@ -62,6 +64,7 @@ class RunHandle:
             object.__setattr__(self, f.name, getattr(fresh, f.name))
 
     async def arefresh(self) -> None:
+        """Async ``refresh()``."""
         await sync_to_async(self.refresh)()
 
 
@@ -74,4 +77,5 @@ def get_run(run_id: uuid.UUID | str) -> RunHandle:
 
 
 async def aget_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Async ``get_run()``: a handle for the run, or ``RunNotFound``."""
     return await sync_to_async(get_run)(run_id)

@@ -109,6 +109,7 @@ class Job:
         return handle
 
     async def aenqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
+        """Async ``enqueue()``: store a run from async code and return its handle."""
         return await sync_to_async(self.enqueue)(*args, **kwargs)
 
 

@@ -4,6 +4,8 @@ from django.db import models
 
 
 class RunStatus(models.TextChoices):
+    """A run's status; completed, failed and cancelled are final."""
+
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
     WAITING = "waiting", "Waiting"
@@ -16,6 +18,8 @@ FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.
 
 
 class StepStatus(models.TextChoices):
+    """A journal position's status."""
+
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     # A sleep, event wait or child wait that began and has not resolved yet.

@@ -83,8 +83,9 @@ STATIC_URL = "static/"
 DURABLE = {
     # Seconds an idle worker waits before looking for new runs again.
     "POLL_INTERVAL": 0.5,
-    # Seconds without a heartbeat after which another worker takes over a running run.
-    "STALE_AFTER": 30.0,
+    # Seconds without a heartbeat after which another worker takes over a running run
+    # (the demo makes it short so that it does not wait long for a killed worker).
+    "STALE_AFTER": env.float("DURABLE_STALE_AFTER", default=30.0),
 }
 
 # Show the worker's own log lines (key=value) and the jobs' ctx.log lines on the console.
