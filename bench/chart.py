@@ -1,0 +1,2 @@
+def draw(r,p):
+    pass
