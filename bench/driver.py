@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Protocol
 
 from bench.cpu import server_cpu_seconds
@@ -86,7 +87,9 @@ def pickup_latencies(system: System, samples: int) -> list[float]:
             system.enqueue_pickup(key)
             committed = time.time()
             latencies.append((watch.wait(key) - committed) * 1000)
-            time.sleep(random.uniform(0.02, 0.05))  # the workers go idle again
+            # A random pause longer than a poll interval (1 s for the polling workers), so
+            # enqueues do not fall in step with the pollers' sleeps, for good or ill.
+            time.sleep(random.uniform(0.02, 1.02))
         return latencies
     finally:
         watch.close()
@@ -139,7 +142,7 @@ def measure(system: System, options: dict[str, Any], extras: Any = None) -> dict
 
 def main() -> None:
     module_name, options_path, result_path = sys.argv[1:4]
-    options = json.loads(open(options_path).read())
+    options = json.loads(Path(options_path).read_text())
     module = importlib.import_module(module_name)
     system = module.make_system(options)
     result = measure(system, options, getattr(module, "extras", None))

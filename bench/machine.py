@@ -18,6 +18,6 @@ def describe(postgres_version: str) -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "ram": f"{kib / 1024 / 1024:.0f} GiB",
         "os": f"{platform.system()} {platform.release()}",
-        "postgresql": postgres_version,
+        "postgresql": postgres_version.split()[0],
         "python": sys.version.split()[0],
     }

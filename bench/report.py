@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 OURS = "django-durable"
-PEERS = [("django-tasks-db", "django-tasks-db"), ("procrastinate", "Procrastinate"), ("dbos", "DBOS")]
+PEERS = [
+    ("django-tasks-db", "django-tasks-db"),
+    ("procrastinate", "Procrastinate"),
+    ("dbos", "DBOS"),
+]
 
 
 def _get(system: dict | None, *path: str) -> float | None:
@@ -148,9 +152,7 @@ def _ceiling_table(results: dict) -> str:
     lines = [
         "| pgbench, transactions/s | " + " | ".join(f"{c} clients" for c in clients) + " |",
         "|---|" + "---:|" * len(clients),
-        "| single-row INSERT | "
-        + " | ".join(_num(ceiling["insert"][c]) for c in clients)
-        + " |",
+        "| single-row INSERT | " + " | ".join(_num(ceiling["insert"][c]) for c in clients) + " |",
         "| `FOR UPDATE SKIP LOCKED` claim-and-update | "
         + " | ".join(_num(ceiling["claim"][c]) for c in clients)
         + " |",
@@ -160,13 +162,18 @@ def _ceiling_table(results: dict) -> str:
 
 def _layouts(results: dict) -> str:
     ours = results["systems"][OURS]
-    lines = [f"- {system['name']} {system['version']}: {system['layout']}; bulk enqueue: "
-             f"{system['bulk_note']}" for system in results["systems"].values()]
+    lines = [
+        f"- {system['name']} {system['version']}: {system['layout']}; bulk enqueue: "
+        f"{system['bulk_note']}"
+        for system in results["systems"].values()
+    ]
     text = "\n".join(lines)
     if ours.get("layouts"):
-        text += "\n\nOther django-durable layouts (processes x threads), 1-step jobs/s: " + ", ".join(
-            f"{layout} {rate:,.0f}" for layout, rate in ours["layouts"].items()
-        ) + "."
+        text += (
+            "\n\nOther django-durable layouts (processes x threads), 1-step jobs/s: "
+            + ", ".join(f"{layout} {rate:,.0f}" for layout, rate in ours["layouts"].items())
+            + "."
+        )
     return text
 
 
@@ -178,10 +185,10 @@ django-durable next to its peers and next to what PostgreSQL alone allows, all o
 throwaway PostgreSQL server in one run. Produced by `bench/run.py`; see
 `bench/README.md` for what each figure measures and how.
 
-Command: `{results.get('command', 'python3 dev.py bench')}`
+Command: `{results.get("command", "python3 dev.py bench")}`
 
-Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram']} RAM, {machine['os']};
-PostgreSQL {machine['postgresql']} (fsync on, on 127.0.0.1); Python {machine['python']}.
+Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["ram"]} RAM, {machine["os"]};
+PostgreSQL {machine["postgresql"]} (fsync on, on 127.0.0.1); Python {machine["python"]}.
 
 {table}
 

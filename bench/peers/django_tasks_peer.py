@@ -18,7 +18,9 @@ class DjangoTasks:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.url = self.pickup_url = options["url"]
-        self.version = f"django-tasks {version('django-tasks')}, django-tasks-db {version('django-tasks-db')}"
+        self.version = (
+            f"django-tasks {version('django-tasks')}, django-tasks-db {version('django-tasks-db')}"
+        )
         # db_worker runs one task at a time: the budget's threads cannot be used, so it
         # gets as many processes as django-durable has (more would only thrash 2 cores).
         self.layout = f"{options['processes']} db_worker processes (one task at a time each)"
@@ -71,7 +73,6 @@ class DjangoTasks:
 
     def reset(self) -> None:
         from django.db import connection
-
         from django_tasks_db.models import DBTaskResult
 
         with connection.cursor() as cursor:
