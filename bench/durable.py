@@ -55,7 +55,8 @@ class Durable:
     def workers(self, processes: int | None = None, threads: int | None = None) -> WorkerGroup:
         processes = processes or self.options["processes"]
         threads = threads or self.options["threads"]
-        command = ["-m", "django", "runworker", "-v", "2", "--queue", "*"]
+        # The default queue, as most deployments run it (see bench/README.md on "*").
+        command = ["-m", "django", "runworker", "-v", "2"]
         return WorkerGroup(
             [*command, "--concurrency", str(threads)],
             processes,
@@ -195,7 +196,7 @@ def claim_cost_ms(system: Durable, finished: int, claims: int) -> float:
         cursor.execute("ANALYZE django_durable_run")
     storage = ORMStorage("default")
     claim = lambda: storage.claim(  # noqa: E731
-        owner="bench", job_names=["bench.one_step"], queues=None, limit=1
+        owner="bench", job_names=["bench.one_step"], queues=["default"], limit=1
     )
     claim()  # warm: the plan and the connection
     started = time.perf_counter()
