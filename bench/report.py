@@ -202,7 +202,8 @@ the drain, divided by the jobs: enqueue and execution together.
 ## Layouts and versions
 
 Every system had the same budget on the 2 cores: the same number of worker processes,
-each with as many threads (or concurrent jobs) as django-durable's.
+each running as many jobs at once as django-durable's threads where the system can
+(django-tasks-db's `db_worker` runs one at a time).
 
 {_layouts(results)}
 
