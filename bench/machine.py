@@ -20,4 +20,5 @@ def describe(postgres_version: str) -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "postgresql": postgres_version.split()[0],
         "python": sys.version.split()[0],
+        "load": ", ".join(f"{load:.1f}" for load in os.getloadavg()),
     }

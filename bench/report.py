@@ -146,11 +146,15 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _clients(count: str) -> str:
+    return "1 client" if count == "1" else f"{count} clients"
+
+
 def _ceiling_table(results: dict) -> str:
     ceiling = results["ceiling"]
     clients = [c for c in ceiling["insert"]]
     lines = [
-        "| pgbench, transactions/s | " + " | ".join(f"{c} clients" for c in clients) + " |",
+        "| pgbench, transactions/s | " + " | ".join(map(_clients, clients)) + " |",
         "|---|" + "---:|" * len(clients),
         "| single-row INSERT | " + " | ".join(_num(ceiling["insert"][c]) for c in clients) + " |",
         "| `FOR UPDATE SKIP LOCKED` claim-and-update | "
@@ -163,8 +167,7 @@ def _ceiling_table(results: dict) -> str:
 def _layouts(results: dict) -> str:
     ours = results["systems"][OURS]
     lines = [
-        f"- {system['name']} {system['version']}: {system['layout']}; bulk enqueue: "
-        f"{system['bulk_note']}"
+        f"- {system['version']}: {system['layout']}; bulk enqueue: {system['bulk_note']}"
         for system in results["systems"].values()
     ]
     text = "\n".join(lines)
@@ -175,6 +178,15 @@ def _layouts(results: dict) -> str:
             + "."
         )
     return text
+
+
+def _load(machine: dict) -> str:
+    if "load" not in machine:
+        return ""
+    return (
+        f"Load average when the run began: {machine['load']} (above 0 means other work "
+        "shared the cores)."
+    )
 
 
 def page(results: dict, table: str) -> str:
@@ -189,6 +201,7 @@ Command: `{results.get("command", "python3 dev.py bench")}`
 
 Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["ram"]} RAM, {machine["os"]};
 PostgreSQL {machine["postgresql"]} (fsync on, on 127.0.0.1); Python {machine["python"]}.
+{_load(machine)}
 
 {table}
 

@@ -112,7 +112,13 @@ def measure(args: argparse.Namespace) -> dict:
             server.psql(f"CREATE DATABASE {database}", database="postgres")
             print(f"== {name}", flush=True)
             options = common | {"url": server.database_url(database)}
-            results["systems"][name] = run_system(module, options, work)
+            try:
+                results["systems"][name] = run_system(module, options, work)
+            except subprocess.CalledProcessError:
+                if name == "django-durable":
+                    raise
+                # One peer failing (a new release, say) leaves its columns empty.
+                print(f"!! {name} failed; see the output above and {work}", flush=True)
         return results
     finally:
         server.stop()
