@@ -16,7 +16,13 @@ class ThrowawayPostgres:
         self.port = port
         self.root = Path(tempfile.mkdtemp(prefix="durable-bench-pg-"))
         self.data = self.root / "data"
-        self.url = f"postgres://postgres@127.0.0.1:{port}/bench"
+        self.url = self.database_url("bench")
+
+    def database_url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def version(self) -> str:
+        return self.psql("SHOW server_version")
 
     def _as_postgres(self, *command: str | Path) -> list[str]:
         # initdb and the server refuse to run as root.
@@ -86,7 +92,7 @@ class ThrowawayPostgres:
         ).stdout.split()
         return [postmaster, *map(int, children)]
 
-    def pgbench(self, script: str, clients: int, seconds: int) -> float:
+    def pgbench(self, script: str, clients: int, seconds: int, database: str = "bench") -> float:
         """Transactions per second of ``script`` at ``clients`` connections."""
         script_path = self.root / "script.sql"
         script_path.write_text(script)
@@ -108,7 +114,7 @@ class ThrowawayPostgres:
                 str(clients),
                 "-T",
                 str(seconds),
-                "bench",
+                database,
             ],
             check=True,
             capture_output=True,

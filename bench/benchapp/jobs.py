@@ -26,3 +26,11 @@ def many_steps(ctx, steps):
 def first_step_time(ctx):
     """Returns when its first step began, for pickup latency."""
     return ctx.step("started", time.time)
+
+
+@job(name="bench.pickup")
+def pickup(ctx, key):
+    """Records when its first step began, for pickup latency (see bench/pickup.py)."""
+    from bench.pickup import record
+
+    ctx.step("pickup", lambda: record(key))
