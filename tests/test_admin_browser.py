@@ -1,5 +1,7 @@
 """The admin in a real browser: Playwright driving Debian's Chromium, headless, against a
-live server, with a real worker process. Also writes the admin guide's screenshots."""
+live server, with a real worker process. Also takes the admin guide's screenshots: into a
+temporary directory, or into docs/img when DURABLE_SCREENSHOTS=1 (so a test run does not
+rewrite the committed images every time)."""
 
 import os
 import shutil
@@ -21,7 +23,7 @@ from tests.workers import WorkerProcess
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("DURABLE_CHROMIUM") or shutil.which("chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "img"
+DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "img"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -129,6 +131,7 @@ def jobs_registered():
 def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
     browser, live_server, django_user_model, tmp_path
 ):
+    shots = DOCS_IMAGES if os.environ.get("DURABLE_SCREENSHOTS") else tmp_path
     make_staff(django_user_model, "operator", "view_run", "retry_run", "cancel_run", "restart_run")
     handle = jobs.fails_first_attempt.enqueue()
     run_until_idle()
@@ -139,7 +142,7 @@ def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
     page.click("a[href='/admin/django_durable/run/']")
     page.wait_for_selector("#result_list")
     assert page.locator(".durable-progress").count() == 1  # the running run
-    page.screenshot(path=SCREENSHOTS / "admin-list.png", full_page=True)
+    page.screenshot(path=shots / "admin-list.png", full_page=True)
     page.click("#changelist-filter >> text=Failed")
     page.wait_for_url("**status__exact=failed**")
     rows = page.locator("#result_list tbody tr")
@@ -150,7 +153,7 @@ def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
     traceback = page.locator(".durable-traceback").first
     assert traceback.is_visible()
     assert "RuntimeError: first attempt fails" in traceback.inner_text()
-    page.screenshot(path=SCREENSHOTS / "admin-detail.png", full_page=True)
+    page.screenshot(path=shots / "admin-detail.png", full_page=True)
 
     page.click("button:has-text('Retry')")
     assert page.locator(".messagelist").inner_text().strip() == "Retried 1 run."
@@ -165,7 +168,9 @@ def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
     page.goto(f"{live_server.url}/admin/django_durable/")
     page.click("text=Overview")
     assert page.locator(".durable-card").first.is_visible()
-    page.screenshot(path=SCREENSHOTS / "admin-overview.png", full_page=True)
+    page.screenshot(path=shots / "admin-overview.png", full_page=True)
+    for name in ("list", "detail", "overview"):
+        assert (shots / f"admin-{name}.png").stat().st_size > 10_000, name
 
 
 def test_a_viewer_sees_no_retry_button(browser, live_server, django_user_model):
