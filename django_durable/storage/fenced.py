@@ -18,6 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..exceptions import LeaseLost, RunCancelled, StorageError
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
+from . import prepared
 from .base import Checkpoint, Lease
 from .deadlocks import retry_deadlocks
 from .sql import fence_where, insert_rows, set_clause
@@ -63,6 +64,18 @@ class FencedWriter:
     def __init__(self, alias: str) -> None:
         self.alias = alias
 
+    def _fence_where(
+        self, connection: BaseDatabaseWrapper, lease: Lease, check_cancel: bool
+    ) -> tuple[str, list[Any]]:
+        conditions: dict[str, Any] = {
+            "id": lease.run_id,
+            "lease_token": lease.token,
+            "status": RunStatus.RUNNING,
+        }
+        if check_cancel:
+            conditions["cancel_requested"] = False
+        return fence_where(Run, conditions, connection)
+
     def _fence_sql(
         self,
         connection: BaseDatabaseWrapper,
@@ -76,14 +89,7 @@ class FencedWriter:
         must UPDATE the row, so it waits, or has committed and changed the token), and
         unlike an UPDATE it writes no new row version or index entries.
         """
-        conditions: dict[str, Any] = {
-            "id": lease.run_id,
-            "lease_token": lease.token,
-            "status": RunStatus.RUNNING,
-        }
-        if check_cancel:
-            conditions["cancel_requested"] = False
-        where, where_params = fence_where(Run, conditions, connection)
+        where, where_params = self._fence_where(connection, lease, check_cancel)
         table = connection.ops.quote_name(Run._meta.db_table)
         if not changes:
             # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
@@ -166,25 +172,45 @@ class FencedWriter:
         checkpoint: Checkpoint,
         check_cancel: bool,
     ) -> None:
-        fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
-        ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
-        for label, model, columns, rows in (
-            ("steps", Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
-            ("logs", RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
+        inserts = []
+        for model, columns, rows in (
+            (Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
+            (RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
         ):
             if rows:
                 names, templates, row_params = insert_rows(
                     model, columns, rows, connection, cast=True
                 )
                 table = connection.ops.quote_name(model._meta.db_table)
-                # Each row is selected FROM fence: no fence row, nothing inserted.
-                selects = " UNION ALL ".join(f"SELECT {t[1:-1]} FROM fence" for t in templates)
-                ctes.append(f"{label} AS (INSERT INTO {table} ({names}) {selects})")
+                insert = f"INSERT INTO {table} ({names}) SELECT v.* FROM {{source}}"
+                inserts.append((insert, f"(VALUES {', '.join(templates)}) AS v", row_params))
+        if not inserts:
+            sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+            cursor = prepared.execute(self.alias, sql, params)
+            fenced = cursor.rowcount if changes else len(cursor.fetchall())
+        elif not changes and len(inserts) == 1:
+            # The hot path, one step's journal entry: a plain INSERT whose SELECT locks
+            # the run row only if the lease still matches (no CTE to plan or scan).
+            ((insert, values, params),) = inserts
+            where, where_params = self._fence_where(connection, lease, check_cancel)
+            run = connection.ops.quote_name(Run._meta.db_table)
+            source = f"{run} CROSS JOIN {values} WHERE {where} FOR SHARE OF {run}"
+            cursor = prepared.execute(
+                self.alias, insert.format(source=source), [*params, *where_params]
+            )
+            fenced = int(cursor.rowcount > 0)
+        else:
+            # Data-modifying CTEs: every insert selects FROM fence, so no fence row means
+            # nothing is inserted; the last insert's row count tells which happened.
+            fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+            ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
+            for i, (insert, values, row_params) in enumerate(inserts[:-1]):
+                ctes.append(f"rows{i} AS ({insert.format(source=f'fence CROSS JOIN {values}')})")
                 params.extend(row_params)
-        with connection.cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM fence", params)
-            row = cursor.fetchone()
-        fenced = row[0] if row else 0
+            insert, values, row_params = inserts[-1]
+            params.extend(row_params)
+            sql = f"WITH {', '.join(ctes)} {insert.format(source=f'fence CROSS JOIN {values}')}"
+            fenced = int(prepared.execute(self.alias, sql, params).rowcount > 0)
         if not fenced:
             self._fence_failed(lease, check_cancel)
 
