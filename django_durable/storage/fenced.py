@@ -21,6 +21,7 @@ from ..status import RunStatus
 from . import prepared
 from .base import Checkpoint, Lease
 from .deadlocks import retry_deadlocks
+from .journal_pg import insert_if_leased
 from .sql import fence_where, insert_rows, set_clause
 
 STEP_COLUMNS = (
@@ -172,45 +173,37 @@ class FencedWriter:
         checkpoint: Checkpoint,
         check_cancel: bool,
     ) -> None:
-        inserts = []
-        for model, columns, rows in (
-            (Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
-            (RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
-        ):
-            if rows:
-                names, templates, row_params = insert_rows(
-                    model, columns, rows, connection, cast=True
-                )
-                table = connection.ops.quote_name(model._meta.db_table)
-                insert = f"INSERT INTO {table} ({names}) SELECT v.* FROM {{source}}"
-                inserts.append((insert, f"(VALUES {', '.join(templates)}) AS v", row_params))
-        if not inserts:
-            sql, params = self._fence_sql(connection, lease, changes, check_cancel)
-            cursor = prepared.execute(self.alias, sql, params)
-            fenced = cursor.rowcount if changes else len(cursor.fetchall())
-        elif not changes and len(inserts) == 1:
-            # The hot path, one step's journal entry: a plain INSERT whose SELECT locks
-            # the run row only if the lease still matches (no CTE to plan or scan).
-            ((insert, values, params),) = inserts
-            where, where_params = self._fence_where(connection, lease, check_cancel)
-            run = connection.ops.quote_name(Run._meta.db_table)
-            source = f"{run} CROSS JOIN {values} WHERE {where} FOR SHARE OF {run}"
-            cursor = prepared.execute(
-                self.alias, insert.format(source=source), [*params, *where_params]
+        steps, logs = _step_rows(lease, checkpoint), _log_rows(lease, checkpoint)
+        if not changes and bool(steps) != bool(logs):
+            # The hot path: one step's journal entry (or a batch of logs).
+            model, columns, rows = (
+                (Step, STEP_COLUMNS, steps) if steps else (RunLog, LOG_COLUMNS, logs)
             )
-            fenced = int(cursor.rowcount > 0)
-        else:
+            fenced = insert_if_leased(self.alias, lease, model, columns, rows, check_cancel)
+        elif steps or logs:
             # Data-modifying CTEs: every insert selects FROM fence, so no fence row means
             # nothing is inserted; the last insert's row count tells which happened.
             fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
             ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
-            for i, (insert, values, row_params) in enumerate(inserts[:-1]):
-                ctes.append(f"rows{i} AS ({insert.format(source=f'fence CROSS JOIN {values}')})")
-                params.extend(row_params)
-            insert, values, row_params = inserts[-1]
-            params.extend(row_params)
-            sql = f"WITH {', '.join(ctes)} {insert.format(source=f'fence CROSS JOIN {values}')}"
-            fenced = int(prepared.execute(self.alias, sql, params).rowcount > 0)
+            inserts = []
+            for model, columns, rows in ((Step, STEP_COLUMNS, steps), (RunLog, LOG_COLUMNS, logs)):
+                if rows:
+                    names, templates, row_params = insert_rows(
+                        model, columns, rows, connection, cast=True
+                    )
+                    table = connection.ops.quote_name(model._meta.db_table)
+                    inserts.append(
+                        f"INSERT INTO {table} ({names}) SELECT v.* "
+                        f"FROM fence CROSS JOIN (VALUES {', '.join(templates)}) AS v"
+                    )
+                    params.extend(row_params)
+            ctes += [f"rows{i} AS ({insert})" for i, insert in enumerate(inserts[:-1])]
+            sql = f"WITH {', '.join(ctes)} {inserts[-1]}"
+            fenced = prepared.execute(self.alias, sql, params).rowcount > 0
+        else:
+            sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+            cursor = prepared.execute(self.alias, sql, params)
+            fenced = (cursor.rowcount if changes else len(cursor.fetchall())) == 1
         if not fenced:
             self._fence_failed(lease, check_cancel)
 
