@@ -41,7 +41,11 @@ def _claim_sql(alias: str, queue_filter: str) -> str:
     # statement still matches the partial indexes (WHERE status = 'pending').
     return f"""
 WITH candidates AS (
-    SELECT id, concurrency_key, priority, run_after, started_at FROM {run}
+    SELECT id, concurrency_key, priority, run_after, started_at,
+        -- A retried or released run kept its key's slot: it may start again.
+        concurrency_key IS NOT NULL
+            AND EXISTS (SELECT 1 FROM {slot} s WHERE s.run_id = {run}.id) AS holds_slot
+    FROM {run}
     WHERE status = '{RunStatus.PENDING.value}'
       AND job_name = ANY(%(jobs)s::varchar[]){queue_filter}
       AND NOT EXISTS (
@@ -52,11 +56,11 @@ WITH candidates AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), taken AS (
-    -- A conflict means another run (claimed elsewhere, or earlier in this batch) holds
-    -- the key, or this run already holds its slot (a retry or a release kept it).
+    -- A conflict means another run, claimed elsewhere or earlier in this batch, holds
+    -- the key: that run keeps it.
     INSERT INTO {slot} (key, slot, run_id, acquired_at)
     SELECT concurrency_key, 0, id, %(now)s FROM candidates
-    WHERE concurrency_key IS NOT NULL
+    WHERE concurrency_key IS NOT NULL AND NOT holds_slot
     ORDER BY priority DESC, run_after, id
     ON CONFLICT DO NOTHING
     RETURNING run_id
@@ -75,9 +79,7 @@ UPDATE {run} AS r SET
     END
 FROM candidates c
 WHERE r.id = c.id AND (
-    c.concurrency_key IS NULL
-    OR c.id IN (SELECT run_id FROM taken)
-    OR EXISTS (SELECT 1 FROM {slot} s WHERE s.run_id = c.id)
+    c.concurrency_key IS NULL OR c.holds_slot OR c.id IN (SELECT run_id FROM taken)
 )
 RETURNING {returning}, c.started_at IS NULL, STATEMENT_TIMESTAMP()
 """
