@@ -48,7 +48,8 @@ def announce(alias: str, queue_names: Iterable[str]) -> None:
     # Join the announcement registered at this savepoint level, if any: one made in an
     # inner savepoint could be rolled back without this run's savepoint.
     level = set(connection.savepoint_ids)
-    for savepoints, callback, _robust in connection.run_on_commit:
+    for entry in connection.run_on_commit:  # (savepoint ids, callback, robust)
+        savepoints, callback = entry[0], entry[1]
         if isinstance(callback, _Announcement) and savepoints == level:
             callback.queue_names |= names
             return

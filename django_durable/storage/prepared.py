@@ -13,7 +13,7 @@ is raised to "never automatically" so only these statements are prepared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -56,8 +56,9 @@ def _stale_statement(error: DatabaseError) -> bool:
     return getattr(error.__cause__, "sqlstate", None) in _STALE_STATEMENT_STATES
 
 
-def execute(alias: str, sql: str, params: Sequence[Any]) -> Any:
-    """Run ``sql`` (``%s`` placeholders) prepared if allowed; return the cursor to read.
+def execute(alias: str, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
+    """Run ``sql`` (``%s`` or ``%(name)s`` placeholders), prepared if allowed; return
+    the cursor to read.
 
     A prepared statement the server no longer has, or whose result type changed with
     the schema, is prepared again, once, when no transaction is open (inside one, the
