@@ -232,11 +232,12 @@ class Worker:
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
+        interval = durable_settings.heartbeat_interval
         with self._lock:
             due = [
                 run_id
                 for run_id, active in self._active.items()
-                if now - active.renewed_at >= durable_settings.heartbeat_interval
+                if now - active.renewed_at >= interval
             ]
         if not due:
             return
