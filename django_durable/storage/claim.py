@@ -165,9 +165,9 @@ def _claim_locking(
     queues: Sequence[str] | None,
     limit: int,
 ) -> list[tuple[Run, bool]]:
-    # MySQL/MariaDB: lock the next runnable rows, skipping rows other
-    # workers hold, then stamp the lease by primary key. The filter and ORDER BY match
-    # the durable_run_claim index column for column.
+    # MySQL/MariaDB: lock the next runnable rows, skipping rows other workers hold,
+    # then stamp the lease by primary key. The filter and ORDER BY match the
+    # durable_run_claim index column for column.
     runs = list(
         _candidates(alias, job_names, queues)
         .select_for_update(skip_locked=True)

@@ -1,9 +1,10 @@
 """Writes by a run's lease holder: a fencing UPDATE of the run, then the checkpoint's rows.
 
 Every write is conditional on the lease token, so a worker that lost its lease changes
-nothing. On PostgreSQL the UPDATE and the inserts are one statement (data-modifying
-CTEs that insert only if the fence matched), which makes a step's checkpoint a single
-round trip with no separate BEGIN/COMMIT; elsewhere they share one short transaction.
+nothing. On PostgreSQL the fence and the inserts are one prepared statement, a single
+round trip with no separate BEGIN/COMMIT: a plain INSERT ... SELECT for a step's journal
+entry (``journal_pg.py``), data-modifying CTEs that insert only if the fencing UPDATE
+matched for a run's last write. Elsewhere they share one short transaction.
 """
 
 from __future__ import annotations
