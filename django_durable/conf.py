@@ -28,6 +28,11 @@ DEFAULTS: dict[str, Any] = {
     # A step retry whose backoff is longer than this many seconds parks the run as
     # waiting (freeing its worker) instead of sleeping in place.
     "STEP_RETRY_SLEEP_LIMIT": 5.0,
+    # PostgreSQL: run the claim and step checkpoints as server-side prepared statements
+    # (parsed and planned once per connection). Off when the database OPTIONS set
+    # psycopg's "prepare_threshold" to None. PgBouncer before 1.21 in transaction pooling
+    # mode cannot keep prepared statements: set this to False behind it.
+    "PREPARE_STATEMENTS": True,
     # Buffered ctx.log records written together once this many are waiting.
     "LOG_BUFFER_SIZE": 100,
 }

@@ -68,6 +68,13 @@ class Run(models.Model):
                 where=Q(status=RunStatus.PENDING),
                 name="durable_run_claim",
             ),
+            # The claim from every queue (runworker --queue '*'): the same order without
+            # the queue, so the backlog is read in order rather than sorted.
+            PartialIndexWhereSupported(
+                fields=["status", "-priority", "run_after", "id"],
+                where=Q(status=RunStatus.PENDING),
+                name="durable_run_claim_any",
+            ),
             # Promotion of waiting runs whose wake time has come.
             PartialIndexWhereSupported(
                 fields=["status", "wake_at"],

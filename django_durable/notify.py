@@ -1,7 +1,7 @@
 """Instant pickup on PostgreSQL: NOTIFY when runs become runnable, LISTEN in workers.
 
-``announce`` queues a notification inside the caller's transaction, so PostgreSQL
-delivers it only if that transaction commits. Other databases poll.
+``announce`` sends a notification when the caller's transaction commits, never if it
+rolls back. Other databases poll.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .conf import durable_settings
@@ -20,14 +20,50 @@ logger = logging.getLogger("django_durable")
 CHANNEL = "django_durable"
 
 
+class _Announcement:
+    """Queues to announce once the transaction commits, in one NOTIFY statement."""
+
+    def __init__(self, alias: str, queue_names: set[str]) -> None:
+        self.alias = alias
+        self.queue_names = queue_names
+
+    def __call__(self) -> None:
+        _notify(self.alias, self.queue_names)
+
+
 def announce(alias: str, queue_names: Iterable[str]) -> None:
-    """Tell listening workers that runs of these queues became runnable (PostgreSQL)."""
+    """Tell listening workers that runs of these queues became runnable (PostgreSQL).
+
+    Inside a transaction, the notification is sent when it commits (never if it rolls
+    back), once for all the runs it made runnable: enqueueing many runs in one
+    transaction costs one NOTIFY, not one per run.
+    """
     connection = connections[alias]
-    if connection.vendor != "postgresql":
+    names = set(queue_names)
+    if connection.vendor != "postgresql" or not names:
         return
-    with connection.cursor() as cursor:
-        for queue_name in set(queue_names):
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, queue_name])
+    if not connection.in_atomic_block:
+        _notify(alias, names)
+        return
+    # Join the announcement registered at this savepoint level, if any: one made in an
+    # inner savepoint could be rolled back without this run's savepoint.
+    level = set(connection.savepoint_ids)
+    for entry in connection.run_on_commit:  # (savepoint ids, callback, robust)
+        savepoints, callback = entry[0], entry[1]
+        if isinstance(callback, _Announcement) and savepoints == level:
+            callback.queue_names |= names
+            return
+    # Robust: the caller's data is committed by then; a lost notification only delays
+    # pickup until the workers' next poll.
+    transaction.on_commit(_Announcement(alias, names), using=alias, robust=True)
+
+
+def _notify(alias: str, queue_names: set[str]) -> None:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_notify(%s, name) FROM unnest(%s::text[]) AS name",
+            [CHANNEL, sorted(queue_names)],
+        )
 
 
 def listen_alias() -> str | None:

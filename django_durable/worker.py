@@ -156,16 +156,18 @@ class Worker:
         while not self._stopping.is_set():
             now = time.monotonic()
             try:
+                # Claim first: a run waiting in the queue should not wait for housekeeping.
+                claimed = self._claim()
                 self._heartbeat_if_due()
                 self._presence_if_due(now)
                 if now >= next_report:
                     self._report_unknown_jobs()
                     next_report = now + UNKNOWN_JOBS_REPORT_INTERVAL
-                # Sweeping is housekeeping, kept off the claim path of a busy worker.
+                # Sweeping is housekeeping, at most once per poll interval.
+                runnable = 0
                 if now >= next_sweep:
-                    self._sweep()
+                    runnable = self._sweep()
                     next_sweep = now + self.poll_interval
-                claimed = self._claim()
             except DatabaseError as error:
                 failures += 1
                 delay = min(MAX_BACKOFF, self.poll_interval * 2**failures) * random.uniform(0.5, 1)
@@ -185,8 +187,8 @@ class Worker:
             if self.max_runs is not None and self._claimed_total >= self.max_runs:
                 if busy == 0:
                     return
-            elif claimed and busy < self.concurrency:
-                continue  # slots still free: claim again at once
+            elif (claimed or runnable) and busy < self.concurrency:
+                continue  # slots still free and runs may be waiting: claim again at once
             elif self.burst and not claimed and busy == 0:
                 return
             self._wake.wait(self.poll_interval)
@@ -230,11 +232,12 @@ class Worker:
 
     def _heartbeat_if_due(self) -> None:
         now = time.monotonic()
+        interval = durable_settings.heartbeat_interval
         with self._lock:
             due = [
                 run_id
                 for run_id, active in self._active.items()
-                if now - active.renewed_at >= durable_settings.heartbeat_interval
+                if now - active.renewed_at >= interval
             ]
         if not due:
             return
@@ -269,7 +272,9 @@ class Worker:
         except DatabaseError as error:  # the row ages out of the overview by itself
             logger.warning("worker=%s event=unregister_failed error=%s", self.worker_id, error)
 
-    def _sweep(self) -> None:
+    def _sweep(self) -> int:
+        """Recover stale leases, fail overdue runs, promote due ones; return how many
+        runs became runnable."""
         swept = self.storage.recover_stale(
             max_recoveries=durable_settings.MAX_RECOVERIES, limit=SWEEP_BATCH
         )
@@ -286,7 +291,7 @@ class Worker:
         for run_id in self.storage.fail_overdue(limit=SWEEP_BATCH):
             logger.error("worker=%s run=%s event=failed_deadline_passed", self.worker_id, run_id)
             send_run_signal(signals.run_failed, run_id, self.storage)
-        self.storage.promote_due(limit=SWEEP_BATCH)
+        return len(swept.requeued) + self.storage.promote_due(limit=SWEEP_BATCH)
 
     def _claim(self) -> list[ClaimedRun]:
         free = self.concurrency - self._busy()

@@ -41,3 +41,27 @@ def test_listening_can_be_turned_off_and_the_worker_polls(tmp_path):
     finally:
         assert worker.terminate() == 0
     assert "event=listening" not in worker.output
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_a_transaction_announces_its_runs_once_on_commit_and_not_its_rolled_back_ones():
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    def notifies(queries):
+        return [query["sql"] for query in queries if "pg_notify" in query["sql"]]
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        for _ in range(3):
+            jobs.echo.using(queue_name="first").enqueue()
+        try:
+            with transaction.atomic():
+                jobs.echo.using(queue_name="rolled-back").enqueue()
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        jobs.echo.using(queue_name="second", idempotency_key="k").enqueue()
+        assert notifies(queries) == []  # nothing before the commit
+    (sent,) = notifies(queries)
+    assert "first" in sent and "second" in sent
+    assert "rolled-back" not in sent

@@ -1,5 +1,8 @@
 """The claim: lease the next runnable runs to a worker in one short transaction.
 
+PostgreSQL claims with one prepared statement (``claim_pg.py``); this module's ORM claim
+serves MySQL/MariaDB and SQLite.
+
 Claim, stamp the lease, commit, and only then execute: the transaction holds row locks
 for two statements, never for the duration of a run. Runs whose concurrency key is held
 by another run are filtered out, and the claim takes the key's slot in the same
@@ -22,6 +25,7 @@ from ..conf import durable_settings
 from ..models import ConcurrencySlot, Run
 from ..status import RunStatus
 from .base import ClaimedRun, Lease
+from .claim_pg import claim_postgresql
 from .convert import RUN_FIELDS, run_record
 from .dbclock import DbNow
 from .deadlocks import retry_deadlocks
@@ -42,6 +46,17 @@ def claim_runs(
     vendor = connections[alias].vendor
     token = uuid.uuid4()
     now = timezone.now()
+    if vendor == "postgresql":
+        return claim_postgresql(
+            alias,
+            owner=owner,
+            token=token,
+            now=now,
+            job_names=job_names,
+            queues=queues,
+            limit=limit,
+            timeouts=timeouts or {},
+        )
 
     time_left: dict[Any, float] = {}
 
@@ -150,9 +165,9 @@ def _claim_locking(
     queues: Sequence[str] | None,
     limit: int,
 ) -> list[tuple[Run, bool]]:
-    # PostgreSQL and MySQL/MariaDB: lock the next runnable rows, skipping rows other
-    # workers hold, then stamp the lease by primary key. The filter and ORDER BY match
-    # the durable_run_claim index column for column.
+    # MySQL/MariaDB: lock the next runnable rows, skipping rows other workers hold,
+    # then stamp the lease by primary key. The filter and ORDER BY match the
+    # durable_run_claim index column for column.
     runs = list(
         _candidates(alias, job_names, queues)
         .select_for_update(skip_locked=True)

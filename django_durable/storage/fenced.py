@@ -1,9 +1,10 @@
 """Writes by a run's lease holder: a fencing UPDATE of the run, then the checkpoint's rows.
 
 Every write is conditional on the lease token, so a worker that lost its lease changes
-nothing. On PostgreSQL the UPDATE and the inserts are one statement (data-modifying
-CTEs that insert only if the fence matched), which makes a step's checkpoint a single
-round trip with no separate BEGIN/COMMIT; elsewhere they share one short transaction.
+nothing. On PostgreSQL the fence and the inserts are one prepared statement, a single
+round trip with no separate BEGIN/COMMIT: a plain INSERT ... SELECT for a step's journal
+entry (``journal_pg.py``), data-modifying CTEs that insert only if the fencing UPDATE
+matched for a run's last write. Elsewhere they share one short transaction.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..exceptions import LeaseLost, RunCancelled, StorageError
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
+from . import prepared
 from .base import Checkpoint, Lease
 from .deadlocks import retry_deadlocks
+from .journal_pg import insert_if_leased
 from .sql import fence_where, insert_rows, set_clause
 
 STEP_COLUMNS = (
@@ -63,6 +66,18 @@ class FencedWriter:
     def __init__(self, alias: str) -> None:
         self.alias = alias
 
+    def _fence_where(
+        self, connection: BaseDatabaseWrapper, lease: Lease, check_cancel: bool
+    ) -> tuple[str, list[Any]]:
+        conditions: dict[str, Any] = {
+            "id": lease.run_id,
+            "lease_token": lease.token,
+            "status": RunStatus.RUNNING,
+        }
+        if check_cancel:
+            conditions["cancel_requested"] = False
+        return fence_where(Run, conditions, connection)
+
     def _fence_sql(
         self,
         connection: BaseDatabaseWrapper,
@@ -76,14 +91,7 @@ class FencedWriter:
         must UPDATE the row, so it waits, or has committed and changed the token), and
         unlike an UPDATE it writes no new row version or index entries.
         """
-        conditions: dict[str, Any] = {
-            "id": lease.run_id,
-            "lease_token": lease.token,
-            "status": RunStatus.RUNNING,
-        }
-        if check_cancel:
-            conditions["cancel_requested"] = False
-        where, where_params = fence_where(Run, conditions, connection)
+        where, where_params = self._fence_where(connection, lease, check_cancel)
         table = connection.ops.quote_name(Run._meta.db_table)
         if not changes:
             # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
@@ -166,25 +174,37 @@ class FencedWriter:
         checkpoint: Checkpoint,
         check_cancel: bool,
     ) -> None:
-        fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
-        ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
-        for label, model, columns, rows in (
-            ("steps", Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
-            ("logs", RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
-        ):
-            if rows:
-                names, templates, row_params = insert_rows(
-                    model, columns, rows, connection, cast=True
-                )
-                table = connection.ops.quote_name(model._meta.db_table)
-                # Each row is selected FROM fence: no fence row, nothing inserted.
-                selects = " UNION ALL ".join(f"SELECT {t[1:-1]} FROM fence" for t in templates)
-                ctes.append(f"{label} AS (INSERT INTO {table} ({names}) {selects})")
-                params.extend(row_params)
-        with connection.cursor() as cursor:
-            cursor.execute(f"WITH {', '.join(ctes)} SELECT count(*) FROM fence", params)
-            row = cursor.fetchone()
-        fenced = row[0] if row else 0
+        steps, logs = _step_rows(lease, checkpoint), _log_rows(lease, checkpoint)
+        if not changes and bool(steps) != bool(logs):
+            # The hot path: one step's journal entry (or a batch of logs).
+            model, columns, rows = (
+                (Step, STEP_COLUMNS, steps) if steps else (RunLog, LOG_COLUMNS, logs)
+            )
+            fenced = insert_if_leased(self.alias, lease, model, columns, rows, check_cancel)
+        elif steps or logs:
+            # Data-modifying CTEs: every insert selects FROM fence, so no fence row means
+            # nothing is inserted; the last insert's row count tells which happened.
+            fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+            ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
+            inserts = []
+            for model, columns, rows in ((Step, STEP_COLUMNS, steps), (RunLog, LOG_COLUMNS, logs)):
+                if rows:
+                    names, templates, row_params = insert_rows(
+                        model, columns, rows, connection, cast=True
+                    )
+                    table = connection.ops.quote_name(model._meta.db_table)
+                    inserts.append(
+                        f"INSERT INTO {table} ({names}) SELECT v.* "
+                        f"FROM fence CROSS JOIN (VALUES {', '.join(templates)}) AS v"
+                    )
+                    params.extend(row_params)
+            ctes += [f"rows{i} AS ({insert})" for i, insert in enumerate(inserts[:-1])]
+            sql = f"WITH {', '.join(ctes)} {inserts[-1]}"
+            fenced = prepared.execute(self.alias, sql, params).rowcount > 0
+        else:
+            sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+            cursor = prepared.execute(self.alias, sql, params)
+            fenced = (cursor.rowcount if changes else len(cursor.fetchall())) == 1
         if not fenced:
             self._fence_failed(lease, check_cancel)
 

@@ -81,7 +81,7 @@ class ORMStorage:
         try:
             # A savepoint, so a duplicate key leaves the caller's transaction usable.
             with transaction.atomic(using=self.alias):
-                self._insert(run)
+                run.save(using=self.alias, force_insert=True)
         except IntegrityError:
             existing = (
                 self._runs()
@@ -91,10 +91,14 @@ class ORMStorage:
             if existing is None:  # the conflicting row was deleted meanwhile
                 raise
             return run_record(existing), False
+        self._announce(run)
         return run_record(run), True
 
     def _insert(self, run: Run) -> None:
         run.save(using=self.alias, force_insert=True)
+        self._announce(run)
+
+    def _announce(self, run: Run) -> None:
         if run.status == RunStatus.PENDING:
             # Delivered when the caller's transaction commits, never if it rolls back.
             announce(self.alias, [run.queue_name])

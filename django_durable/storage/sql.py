@@ -28,11 +28,13 @@ def set_clause(
     quote = connection.ops.quote_name
     parts: list[str] = []
     params: list[Any] = []
-    query = Query(model)
-    compiler = query.get_compiler(connection=connection)
+    query: Query | None = None
     for name, value in changes.items():
         field = _field(model, name)
         if hasattr(value, "resolve_expression"):  # DbNow, F("attempt") + 1
+            if query is None:  # most writes (a run's completion) have no expression
+                query = Query(model)
+                compiler = query.get_compiler(connection=connection)
             resolved = value.resolve_expression(query, allow_joins=False, for_save=True)
             sql, expression_params = compiler.compile(resolved)
             parts.append(f"{quote(str(field.column))} = {sql}")

@@ -1,0 +1,162 @@
+"""PostgreSQL: the claim and step checkpoints as server-side prepared statements."""
+
+import psycopg
+import pytest
+from django.db import connection, connections
+from django.test import override_settings
+from django.utils import timezone
+
+from django_durable.models import Run
+from django_durable.status import RunStatus, StepKind, StepStatus
+from django_durable.storage.base import Checkpoint, NewRun, StepRecord
+from django_durable.storage.claim_pg import _claim_sql, _queue_filter
+from django_durable.storage.orm import ORMStorage
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only"),
+    pytest.mark.django_db(transaction=True),
+]
+
+JOB = "pg.job"
+
+
+@pytest.fixture
+def storage():
+    connection.close()  # a fresh session: no prepared statements yet
+    yield ORMStorage("default")
+    connection.close()
+
+
+def prepared_statements():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def claims_prepared():
+    return [sql for sql in prepared_statements() if "FOR UPDATE SKIP LOCKED" in sql]
+
+
+def enqueue(storage, count=1, **overrides):
+    values = {"job_name": JOB, "queue_name": "default", "priority": 0, "args": [], "kwargs": {}}
+    return [storage.enqueue(NewRun(**(values | overrides)))[0].id for _ in range(count)]
+
+
+def claim(storage, limit=1, queues=None):
+    return storage.claim(owner="w1", job_names=[JOB], queues=queues, limit=limit)
+
+
+def test_the_claim_is_prepared_once_and_reused(storage):
+    first, second = enqueue(storage, 2)
+    assert [item.run.id for item in claim(storage)] == [first]
+    assert len(claims_prepared()) == 1
+    (claimed,) = claim(storage)
+    assert claimed.run.id == second
+    assert claimed.run.status == RunStatus.RUNNING
+    assert claimed.fresh
+    assert len(claims_prepared()) == 1  # the same statement, executed again
+
+
+def test_a_step_checkpoint_is_prepared(storage):
+    enqueue(storage)
+    (claimed,) = claim(storage)
+    checkpoint = Checkpoint()
+    checkpoint.add(
+        StepRecord(position=0, kind=StepKind.STEP, name="a", status=StepStatus.COMPLETED), False
+    )
+    storage.checkpoint(claimed.lease, checkpoint)
+    inserts = [sql for sql in prepared_statements() if "FOR SHARE OF" in sql]
+    assert len(inserts) == 1
+    assert [step.name for step in storage.load_journal(claimed.run.id)] == ["a"]
+
+
+def test_the_claim_is_prepared_again_after_a_schema_change(storage):
+    _, second = enqueue(storage, 2)
+    claim(storage)
+    assert claims_prepared()
+    # Another session changes a returned column's type: the prepared statement's result
+    # type no longer matches ("cached plan must not change result type").
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE django_durable_run ALTER COLUMN queue_name TYPE varchar(101)"
+            )
+        (claimed,) = claim(storage)
+        assert claimed.run.id == second
+    finally:
+        with other.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE django_durable_run ALTER COLUMN queue_name TYPE varchar(100)"
+            )
+        other.close()
+
+
+def test_a_dropped_prepared_statement_is_prepared_again(storage):
+    # What a connection pooler that resets server sessions does behind psycopg's back.
+    enqueue(storage, 2)
+    claim(storage)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements WHERE NOT from_sql")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DEALLOCATE "{name}"')
+    assert not claims_prepared()
+    assert len(claim(storage)) == 1
+    assert len(claims_prepared()) == 1
+
+
+@override_settings(DURABLE={"PREPARE_STATEMENTS": False})
+def test_the_setting_turns_preparing_off(storage):
+    enqueue(storage, 2)
+    assert len(claim(storage, limit=2)) == 2
+    assert prepared_statements() == []
+
+
+def test_prepare_threshold_none_in_options_turns_preparing_off(storage):
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    options["prepare_threshold"] = None
+    try:
+        enqueue(storage, 2)
+        assert len(claim(storage, limit=2)) == 2
+        assert prepared_statements() == []
+    finally:
+        del options["prepare_threshold"]
+
+
+def test_the_claim_honours_keys_priorities_and_a_single_queue(storage):
+    low = enqueue(storage, priority=-5)[0]
+    other_queue = enqueue(storage, queue_name="other", priority=50)[0]
+    keyed_first, keyed_second = enqueue(storage, 2, concurrency_key="k", priority=10)
+    claimed = claim(storage, limit=10, queues=["default"])
+    # One run per key, the higher priority first, the other queue left alone.
+    assert [item.run.id for item in claimed] == [keyed_first, low]
+    assert Run.objects.get(pk=keyed_second).status == RunStatus.PENDING
+    assert Run.objects.get(pk=other_queue).status == RunStatus.PENDING
+    assert [item.run.id for item in claim(storage, limit=10, queues=["default", "other"])] == [
+        other_queue
+    ]
+
+
+def test_a_claim_from_every_queue_reads_the_backlog_in_index_order(storage):
+    Run.objects.bulk_create(
+        Run(job_name=JOB, queue_name=f"q{i % 7}", priority=i % 3) for i in range(5000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE django_durable_run")
+    queue_filter, params = _queue_filter(None)
+    params |= {
+        "jobs": [JOB],
+        "limit": 8,
+        "now": timezone.now(),
+        "owner": "w1",
+        "token": None,
+        "stale_after": 30.0,
+        "timeout_jobs": [],
+        "timeouts": [],
+    }
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute("EXPLAIN " + _claim_sql("default", queue_filter), params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    candidates = plan.split("CTE candidates")[1].split("CTE taken")[0]
+    assert "Index Scan using durable_run_claim_any" in candidates, plan
+    assert "Sort" not in candidates, plan
