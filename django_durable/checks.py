@@ -51,6 +51,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="django_durable.E006",
             )
         )
+    prepare = user.get("PREPARE_STATEMENTS", True)
+    if not isinstance(prepare, bool):
+        errors.append(
+            checks.Error(
+                f"DURABLE['PREPARE_STATEMENTS'] is {prepare!r}, not True or False.",
+                hint="False turns server-side prepared statements off (PgBouncer < 1.21).",
+                id="django_durable.E007",
+            )
+        )
     if alias != "default":
         errors.append(
             checks.Info(

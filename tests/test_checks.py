@@ -93,6 +93,14 @@ def test_e006_listen_database_must_be_an_alias(settings):
     assert check_settings() == []
 
 
+def test_e007_prepare_statements_must_be_a_bool(settings):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"PREPARE_STATEMENTS": "no"}
+    assert ids(check_settings()) == ["django_durable.E007"]
+    settings.DURABLE = {"PREPARE_STATEMENTS": False}
+    assert check_settings() == []
+
+
 def test_i001_another_alias_is_not_transactional_with_default(settings):
     settings.DATABASES = {"default": SQLITE_OK, "jobs": SQLITE_OK}
     settings.DURABLE = {"DATABASE": "jobs"}

@@ -5,4 +5,8 @@ DATABASES = {
     # LISTEN needs a session of its own: a direct connection to PostgreSQL.
     "direct": {"ENGINE": "django.db.backends.postgresql", "NAME": "shop", "PORT": 5432},
 }
-DURABLE = {"LISTEN_DATABASE": "direct"}
+DURABLE = {
+    "LISTEN_DATABASE": "direct",
+    # PgBouncer before 1.21 cannot keep server-side prepared statements.
+    "PREPARE_STATEMENTS": False,
+}
