@@ -175,7 +175,11 @@ def _layouts(results: dict) -> str:
         text += (
             "\n\nOther django-durable layouts (processes x threads), 1-step jobs/s: "
             + ", ".join(f"{layout} {rate:,.0f}" for layout, rate in ours["layouts"].items())
-            + "."
+            + ". Each is a single drain after the measurements above, with a new set of"
+            " workers; on 2 cores they move by a third from run to run, so read them as a"
+            " ranking, not against the table. One process leaves a core to PostgreSQL, which"
+            " is why 1x8 tends to lead here; the table uses 2 processes, the budget every"
+            " peer got."
         )
     return text
 

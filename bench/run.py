@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     add("--peers", default=",".join(PEERS), help="comma-separated (default: %(default)s)")
     add("--no-peers", action="store_true", help="measure django-durable and pgbench only")
     add("--report-only", action="store_true", help="rewrite docs/ from the last results")
-    add("--no-docs", action="store_true", help="print the table, leave docs/ alone")
+    add("--no-docs", action="store_true", help="print the table, leave docs/ and results alone")
     add("--port", type=int, default=55432, help="throwaway PostgreSQL port (127.0.0.1)")
     return parser.parse_args()
 
@@ -134,8 +134,9 @@ def main() -> None:
     else:
         results = measure(args)
         results["command"] = shlex.join(["python3", "dev.py", "bench", *sys.argv[1:]])
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2))
+        if not args.no_docs:  # the results behind docs/ stay those of its last rewrite
+            RESULTS.parent.mkdir(exist_ok=True)
+            RESULTS.write_text(json.dumps(results, indent=2))
     table = report.render(results)
     print("\n" + table)
     if not args.no_docs:
