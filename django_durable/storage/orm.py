@@ -76,27 +76,24 @@ class ORMStorage:
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
         run = new_run_row(new)
         if new.idempotency_key is None:
-            self._insert(run)
-            return run_record(run), True
-        try:
-            # A savepoint, so a duplicate key leaves the caller's transaction usable.
-            with transaction.atomic(using=self.alias):
-                run.save(using=self.alias, force_insert=True)
-        except IntegrityError:
-            existing = (
-                self._runs()
-                .filter(job_name=new.job_name, idempotency_key=new.idempotency_key)
-                .first()
-            )
-            if existing is None:  # the conflicting row was deleted meanwhile
-                raise
-            return run_record(existing), False
+            run.save(using=self.alias, force_insert=True)
+        else:
+            try:
+                # A savepoint, so a duplicate key leaves the caller's transaction usable.
+                with transaction.atomic(using=self.alias):
+                    run.save(using=self.alias, force_insert=True)
+            except IntegrityError:
+                existing = (
+                    self._runs()
+                    .filter(job_name=new.job_name, idempotency_key=new.idempotency_key)
+                    .first()
+                )
+                if existing is None:  # the conflicting row was deleted meanwhile
+                    raise
+                return run_record(existing), False
+        # Outside the savepoint: every enqueue of one transaction joins a single NOTIFY.
         self._announce(run)
         return run_record(run), True
-
-    def _insert(self, run: Run) -> None:
-        run.save(using=self.alias, force_insert=True)
-        self._announce(run)
 
     def _announce(self, run: Run) -> None:
         if run.status == RunStatus.PENDING:
