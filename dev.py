@@ -113,6 +113,7 @@ def test(pytest_args: list[str]) -> None:
     base_env.pop("DATABASE_URL", None)
     say("ruff")
     run(python, "-m", "ruff", "check", ".")
+    run(python, "-m", "ruff", "format", "--check", ".")
     say("mypy")
     run(python, "-m", "mypy", env=base_env)
     say("migrations are up to date")
