@@ -11,6 +11,7 @@ test app so the test database has its table.
 
 import ast
 import re
+import tomllib
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -151,6 +152,20 @@ def test_samples_import_only_modules_their_page_names():
                 if f"shop/{module}.py" not in text:
                     missing.append((block.where, module))
     assert missing == []
+
+
+def test_install_lines_use_the_distribution_name():
+    # "django-durable" on PyPI is another project; ours is published under this name.
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    lines = [
+        (page.name, line)
+        for page in doc_blocks.pages()
+        for line in re.findall(r"pip install [^\n`]*", page.read_text())
+    ]
+    ours = [line for _, line in lines if name in line]
+    assert len(ours) >= 6
+    wrong = [(page, line) for page, line in lines if re.search(r"django-durable\b(?!-runs)", line)]
+    assert wrong == []
 
 
 def test_settings_samples_pass_the_system_checks():
