@@ -15,7 +15,6 @@ only the standard library, so dev.py can run it before any venv exists.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +65,10 @@ def blocks(page: Path) -> list[Block]:
         if not opening:
             index += 1
             continue
-        end = next(i for i in range(index + 1, len(lines)) if lines[i].rstrip() == "```")
+        closing = (i for i in range(index + 1, len(lines)) if lines[i].rstrip() == "```")
+        end = next(closing, None)
+        if end is None:
+            raise ValueError(f"{page}:{index + 1}: a code block that is never closed")
         marker = MARKER.match(lines[index - 1].rstrip("\n")) if index else None
         body = "".join(lines[index + 1 : end])
         found.append(Block(page, index + 1, opening["language"], body, marker))
@@ -96,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
