@@ -8,8 +8,9 @@
    files, the migrations and py.typed; the sdist has no example_project/, tests/, docs/...
 3. A clean venv gets Django and the wheel, nothing else (no extras, so no psycopg, and no
    dev tools). In a project from ``django-admin startproject`` at its stock SQLite
-   settings, a tiny app's two-step job is enqueued, ``runworker --burst`` runs it, and the
-   run must be completed; the admin's static file is found and its run pages render.
+   settings (deliberately: no OPTIONS, as a newcomer's project has), a tiny app's two-step
+   job is enqueued, ``runworker --burst`` runs it, and the run must be completed; the
+   admin's static file is found and its run pages render.
 
 Needs only Python 3.11+ and the package index; everything happens in a temporary
 directory. Exits non-zero with the reason on the first failure.
