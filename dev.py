@@ -4,7 +4,8 @@
     python3 dev.py demo   # run the example project's demo on SQLite
     python3 dev.py test   # lint, migration check, the docs build and the test suite
     python3 dev.py serve  # the example project's site and a worker, after the demo
-    python3 dev.py docs   # serve the docs on 127.0.0.1:8001; "docs build" builds them into site/
+    python3 dev.py docs   # serve the docs on 127.0.0.1:8001; "docs build" builds them into site/,
+                          # "docs sync" copies docs/snippets/ files into the pages' code blocks
     python3 dev.py bench  # worker benchmark on a throwaway PostgreSQL (see bench/run.py)
 
 Each creates (once) a virtual environment for the running Python in .venv-X.Y, with
@@ -96,6 +97,10 @@ def serve() -> None:
 
 
 def docs(args: list[str]) -> None:
+    if args[:1] == ["sync"]:
+        # Copy each docs/snippets/ file into the page blocks that show it (stdlib only).
+        run(sys.executable, ROOT / "tests" / "doc_blocks.py")
+        return
     python = ensure_venv(set())
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1"}
     if args[:1] == ["build"]:
@@ -113,6 +118,7 @@ def test(pytest_args: list[str]) -> None:
     base_env.pop("DATABASE_URL", None)
     say("ruff")
     run(python, "-m", "ruff", "check", ".")
+    run(python, "-m", "ruff", "format", "--check", ".")
     say("mypy")
     run(python, "-m", "mypy", env=base_env)
     say("migrations are up to date")

@@ -43,7 +43,7 @@ class Durable:
         self.options = options
         self.url = options["url"]
         self.pickup_url = options["url"]
-        self.version = f"django-durable {version('django-durable')}"
+        self.version = f"django-durable {version('django-durable-runs')}"
         self.layout = f"{options['processes']} processes x {options['threads']} threads"
         os.environ.update(DATABASE_URL=self.url, DJANGO_SETTINGS_MODULE="bench.settings")
         import django

@@ -1,11 +1,17 @@
 """Every code sample in the docs is a file under docs/snippets/, and every one runs here.
 
-Pages include the samples with pymdownx.snippets (``--8<-- "file.py"``). The samples'
-jobs run through ``run_until_idle()`` against the suite's real database; their model is
-registered in the test app so the test database has its table.
+Pages show each sample as a plain Markdown block under a ``<!-- snippet: path -->`` line
+(tests/doc_blocks.py); the tests below check that each block equals its file, and run the
+files. Each page's samples form a package named like the shop app's modules they show
+(``docs/snippets/events/jobs.py`` is the ``# shop/jobs.py`` of the events guide), so their
+relative imports work as they would in the reader's project. The samples' jobs run through
+``run_until_idle()`` against the suite's real database; their model is registered in the
+test app so the test database has its table.
 """
 
+import ast
 import re
+import tomllib
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -24,39 +30,58 @@ from django_durable import (
 from django_durable.checks import check_settings
 from django_durable.models import Run, Step
 from django_durable.testing import run_until_idle
-from docs.snippets import (
-    check_cancelled,
-    children,
-    events,
-    jobs,
-    mailer,
-    models,
-    operations,
-    payments,
-    retries,
-    sleep,
-    timeouts,
-    upgrading,
-)
+from docs.snippets.cancellation import admin_tools
+from docs.snippets.cancellation import jobs as cancellation_jobs
+from docs.snippets.children import jobs as children_jobs
 
 # Collected by pytest like the suite's own tests: the docs' test samples must pass.
-from docs.snippets.tests_pytest import test_every_warehouse_packs_a_parcel  # noqa: F401
-from docs.snippets.tests_quickstart import FulfilOrderTests  # noqa: F401
-from docs.snippets.tests_waiting import RefundTests  # noqa: F401
+from docs.snippets.children.test_jobs import test_every_warehouse_packs_a_parcel  # noqa: F401
+from docs.snippets.events import jobs as events_jobs
+from docs.snippets.events.tests import RefundTests  # noqa: F401
+from docs.snippets.quickstart import jobs as quickstart_jobs
+from docs.snippets.quickstart import models
+from docs.snippets.quickstart.tests import FulfilOrderTests  # noqa: F401
+from docs.snippets.retries import jobs as retries_jobs
+from docs.snippets.sleep import jobs as sleep_jobs
+from docs.snippets.stand_ins import mailer, payments
+from docs.snippets.timeouts import jobs as timeouts_jobs
+from docs.snippets.upgrading import jobs as upgrading_jobs
+from tests import doc_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
-# docs/admin.md keeps its one sample inline; tests/test_admin.py executes it.
-INLINE_ALLOWED = {"admin.md"}
-# Stand-ins for outside services that the samples import; no page shows them.
-STAND_INS = {"payments.py", "mailer.py", "logistics.py"}
-FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
-INCLUDE = re.compile(r'^--8<-- "([^"]+)"$')
+# Sample files no page shows, and why.
+NOT_SHOWN = {
+    # Stand-ins for the outside services the samples call; pages name them in prose.
+    "stand_ins/payments.py",
+    "stand_ins/mailer.py",
+    "stand_ins/logistics.py",
+    # The quickstart's model, imported again by the pages whose samples use it.
+    "cancellation/models.py",
+    "timeouts/models.py",
+}
+LABEL = re.compile(r"^# (?P<path>[\w/]+\.py)\b")
 
 
-def pages():
-    return sorted(DOCS.rglob("*.md"))
+def all_blocks():
+    return [block for page in doc_blocks.pages() for block in doc_blocks.blocks(page)]
+
+
+def snippet_blocks():
+    return [block for block in all_blocks() if block.source is not None]
+
+
+def relative_imports(source):
+    """The sibling modules a sample imports: ``from . import a`` and ``from .b import c``."""
+    modules = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                modules.add(node.module)
+            else:
+                modules.update(alias.name for alias in node.names)
+    return modules
 
 
 def exec_settings(name):
@@ -72,28 +97,75 @@ def durable_messages(**settings):
             return {message.id for message in check_settings()}
 
 
-def test_pages_have_no_inline_python():
-    offenders = []
-    for page in pages():
-        if page.relative_to(DOCS).as_posix() in INLINE_ALLOWED:
-            continue
-        for language, body in FENCE.findall(page.read_text()):
-            if language not in ("python", "py", "pycon"):
+def test_no_page_uses_snippet_includes():
+    # A code forge shows an include line, not the code; blocks are copied in instead.
+    assert [p.name for p in doc_blocks.pages() if "--8<--" in p.read_text()] == []
+
+
+def test_every_python_block_names_its_file_or_why_it_has_none():
+    python = [block for block in all_blocks() if block.language in doc_blocks.PYTHON]
+    assert len(python) > 20
+    assert [block.where for block in python if block.marker is None] == []
+
+
+def test_every_snippet_block_equals_its_file():
+    blocks = snippet_blocks()
+    assert [block.where for block in blocks if not block.source.is_file()] == []
+    stale = [block.where for block in blocks if block.body != block.expected()]
+    assert stale == [], "run `python3 dev.py docs sync` to copy the files into the pages"
+
+
+def test_every_sample_file_is_shown_or_listed_as_not_shown():
+    shown = {block.source.relative_to(SNIPPETS).as_posix() for block in snippet_blocks()}
+    samples = {
+        path.relative_to(SNIPPETS).as_posix()
+        for path in SNIPPETS.rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    assert NOT_SHOWN - samples == set()
+    assert samples - NOT_SHOWN - shown == set()
+    assert shown & NOT_SHOWN == set()
+
+
+def test_a_samples_label_names_its_own_file():
+    # "# shop/jobs.py" comes from a jobs.py, so the sample's relative imports mean in the
+    # snippets' package what they mean in the reader's shop app.
+    wrong = []
+    for block in snippet_blocks():
+        label = LABEL.match(block.body)
+        assert label, f"{block.where}: the first line names the file, e.g. # shop/jobs.py"
+        if label["path"] != "settings.py" and Path(label["path"]).name != block.source.name:
+            wrong.append((block.where, label["path"], block.source.name))
+    assert wrong == []
+
+
+def test_samples_import_only_modules_their_page_names():
+    # A sample's "from . import payments" needs shop/payments.py on the same page: as
+    # another sample's label, or in its prose for a stand-in the page does not show.
+    missing = []
+    for page in doc_blocks.pages():
+        text = page.read_text()
+        for block in doc_blocks.blocks(page):
+            if block.source is None:
                 continue
-            lines = [line for line in body.splitlines() if line.strip()]
-            if not lines or not all(INCLUDE.match(line) for line in lines):
-                offenders.append(page.relative_to(DOCS).as_posix())
-    assert offenders == []
+            for module in relative_imports(block.expected()):
+                if f"shop/{module}.py" not in text:
+                    missing.append((block.where, module))
+    assert missing == []
 
 
-def test_every_sample_is_shown_and_every_include_exists():
-    included = set()
-    for page in pages():
-        for name in re.findall(r'--8<-- "([^":]+)', page.read_text()):
-            assert (SNIPPETS / name).is_file(), f"{page.name} includes missing {name}"
-            included.add(name)
-    samples = {path.name for path in SNIPPETS.glob("*.py")}
-    assert samples - STAND_INS - included == set()
+def test_install_lines_use_the_distribution_name():
+    # "django-durable" on PyPI is another project; ours is published under this name.
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    lines = [
+        (page.name, line)
+        for page in doc_blocks.pages()
+        for line in re.findall(r"pip install [^\n`]*", page.read_text())
+    ]
+    ours = [line for _, line in lines if name in line]
+    assert len(ours) >= 6
+    wrong = [(page, line) for page, line in lines if re.search(r"django-durable\b(?!-runs)", line)]
+    assert wrong == []
 
 
 def test_settings_samples_pass_the_system_checks():
@@ -114,8 +186,8 @@ def test_settings_samples_pass_the_system_checks():
     assert durable_messages(DATABASES=pgbouncer["DATABASES"], DURABLE=pgbouncer["DURABLE"]) == set()
 
 
-@override_settings(ROOT_URLCONF="docs.snippets.urls")
 class ViewSampleTests(TestCase):
+    @override_settings(ROOT_URLCONF="docs.snippets.quickstart.urls")
     def test_place_order_then_read_the_run(self):
         response = Client().post("/orders/", {"email": "ada@example.com", "amount_cents": "900"})
         self.assertEqual(response.status_code, 202)
@@ -131,8 +203,9 @@ class ViewSampleTests(TestCase):
         order = models.Order.objects.get(pk=response.json()["order"])
         self.assertEqual(order.status, "reserved")
 
+    @override_settings(ROOT_URLCONF="docs.snippets.events.urls")
     def test_decide_refund_wakes_the_run(self):
-        run = events.refund.enqueue(order_id=3, amount_cents=500)
+        run = events_jobs.refund.enqueue(order_id=3, amount_cents=500)
         run_until_idle()
         response = Client().post(f"/refunds/{run.id}/decision/", {"approved": "no"})
         self.assertEqual(response.status_code, 204)
@@ -148,7 +221,7 @@ class ViewSampleTests(TestCase):
 @pytest.mark.django_db
 def test_quickstart_job_charges_once_with_an_idempotency_key():
     order = models.Order.objects.create(customer_email="grace@example.com", amount_cents=1500)
-    job = jobs.fulfil_order.using(idempotency_key=f"fulfil-order-{order.pk}")
+    job = quickstart_jobs.fulfil_order.using(idempotency_key=f"fulfil-order-{order.pk}")
     charged_before = payments.charges[f"order-{order.pk}"]
     first = job.enqueue(order_id=order.pk)
     again = job.enqueue(order_id=order.pk)
@@ -162,8 +235,8 @@ def test_quickstart_job_charges_once_with_an_idempotency_key():
 
 @pytest.mark.django_db
 def test_sleep_samples_park_until_their_wake_time():
-    run = sleep.follow_up.enqueue(order_id=11)
-    soon = sleep.launch_reminder.enqueue(order_id=12)
+    run = sleep_jobs.follow_up.enqueue(order_id=11)
+    soon = sleep_jobs.launch_reminder.enqueue(order_id=12)
     run_until_idle()
     wake_at = Run.objects.get(pk=run.id).wake_at
     assert get_run(run.id).status == RunStatus.WAITING
@@ -175,7 +248,7 @@ def test_sleep_samples_park_until_their_wake_time():
 
 @pytest.mark.django_db
 def test_refund_times_out_without_a_decision():
-    run = events.refund.enqueue(order_id=4, amount_cents=100)
+    run = events_jobs.refund.enqueue(order_id=4, amount_cents=100)
     run_until_idle()
     # Two days pass: move the journaled deadline and the wake time into the past.
     past = timezone.now() - timedelta(seconds=1)
@@ -189,7 +262,7 @@ def test_refund_times_out_without_a_decision():
 
 @pytest.mark.django_db
 def test_children_fail_together_and_name_the_failed_one():
-    run = children.ship_order.enqueue(order_id=6, warehouses=["north", "closed"])
+    run = children_jobs.ship_order.enqueue(order_id=6, warehouses=["north", "closed"])
     run_until_idle()
     run.refresh()
     assert run.status == RunStatus.FAILED
@@ -200,22 +273,22 @@ def test_children_fail_together_and_name_the_failed_one():
 
 @pytest.mark.django_db
 def test_cancel_retry_and_restart_samples():
-    run = events.refund.enqueue(order_id=8, amount_cents=100)
+    run = events_jobs.refund.enqueue(order_id=8, amount_cents=100)
     run_until_idle()
-    assert operations.cancel(run.id).status == RunStatus.CANCELLED
-    assert operations.resume(run.id).status == RunStatus.PENDING
+    assert admin_tools.cancel(run.id).status == RunStatus.CANCELLED
+    assert admin_tools.resume(run.id).status == RunStatus.PENDING
     run_until_idle()
     send_event(run.id, "decision", {"approved": True})
     run_until_idle()
     assert get_run(run.id).output == "re_8_100"
-    restarted = operations.start_over(run.id)
+    restarted = admin_tools.start_over(run.id)
     assert (restarted.status, restarted.attempt) == (RunStatus.PENDING, 3)
 
 
 @pytest.mark.django_db
 def test_check_cancelled_sample_imports_rows():
     rows = [{"customer_email": f"c{n}@example.com", "amount_cents": n} for n in range(1, 1202)]
-    run = check_cancelled.import_orders.enqueue(rows=rows)
+    run = cancellation_jobs.import_orders.enqueue(rows=rows)
     run_until_idle()
     assert get_run(run.id).output == 1201
     assert models.Order.objects.count() == 1201
@@ -224,7 +297,7 @@ def test_check_cancelled_sample_imports_rows():
 @pytest.mark.django_db
 def test_timeout_sample_sets_a_deadline():
     models.Order.objects.create(customer_email="a@example.com", amount_cents=1)
-    run = timeouts.nightly_report.enqueue()
+    run = timeouts_jobs.nightly_report.enqueue()
     run_until_idle()
     row = Run.objects.get(pk=run.id)
     assert (row.status, row.output) == ("completed", 1)
@@ -243,19 +316,19 @@ def test_retry_sample_retries_the_step_on_connection_errors(monkeypatch):
         return "ch_ok"
 
     monkeypatch.setattr(payments, "charge", flaky)
-    monkeypatch.setattr(retries, "CHARGE_RETRY", retries.CHARGE_RETRY)
-    run = retries.charge.enqueue(order_id=9, amount_cents=100)
+    monkeypatch.setattr(retries_jobs, "CHARGE_RETRY", retries_jobs.CHARGE_RETRY)
+    run = retries_jobs.charge.enqueue(order_id=9, amount_cents=100)
     run_until_idle()
     assert (get_run(run.id).output, len(calls)) == ("ch_ok", 3)
     assert Step.objects.get(run_id=run.id, name="charge-card").attempts == 3
-    assert retries.RUN_RETRY.max_attempts == 3
+    assert retries_jobs.RUN_RETRY.max_attempts == 3
     assert issubclass(StepFailed, Exception)
 
 
 @pytest.mark.django_db
 def test_upgraded_job_runs_next_to_the_old_version():
-    old = upgrading.welcome.enqueue(order_id=21)
-    new = upgrading.welcome_v2.enqueue(order_id=22)
+    old = upgrading_jobs.welcome.enqueue(order_id=21)
+    new = upgrading_jobs.welcome_v2.enqueue(order_id=22)
     run_until_idle()
     assert get_run(old.id).status == get_run(new.id).status == RunStatus.COMPLETED
     assert list(Step.objects.filter(run_id=new.id).values_list("name", flat=True)) == [

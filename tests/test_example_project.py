@@ -47,3 +47,4 @@ def test_demo_resumes_the_killed_run_without_rerunning_finished_steps(tmp_path):
     # What the admin shows afterwards: completed, failed and waiting runs.
     assert re.search(r"Runs in the database: 1 waiting, \d+ completed, 1 failed\.", output)
     assert "user admin, password durable-demo" in output
+    assert "STALE_AFTER shortened to 3 s" in output

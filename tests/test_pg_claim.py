@@ -1,6 +1,5 @@
 """PostgreSQL: the claim and step checkpoints as server-side prepared statements."""
 
-import psycopg
 import pytest
 from django.db import connection, connections
 from django.test import override_settings
@@ -11,6 +10,8 @@ from django_durable.status import RunStatus, StepKind, StepStatus
 from django_durable.storage.base import Checkpoint, NewRun, StepRecord
 from django_durable.storage.claim_pg import _claim_sql, _queue_filter
 from django_durable.storage.orm import ORMStorage
+
+psycopg = pytest.importorskip("psycopg")
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL only"),

@@ -48,6 +48,10 @@ class Command(BaseCommand):
         self.timeline: list[tuple[float, str]] = []
         self.workers: dict[int, str] = {}
         self.create_admin_user()
+        self.write(
+            f"The demo's workers run with STALE_AFTER shortened to {STALE_AFTER} s (default 30 s),"
+            "\nso a killed worker's run is taken over within seconds.\n"
+        )
 
         orders = self.place_orders()
         first = self.start_worker()

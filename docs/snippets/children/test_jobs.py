@@ -5,7 +5,7 @@ from django_durable import RunStatus
 from django_durable.models import Step
 from django_durable.testing import run_until_idle
 
-from .children import ship_order
+from .jobs import ship_order
 
 
 @pytest.mark.django_db

@@ -4,7 +4,7 @@ from django.test import TestCase
 from django_durable import RunStatus, send_event
 from django_durable.testing import run_until_idle
 
-from .events import refund
+from .jobs import refund
 
 
 class RefundTests(TestCase):

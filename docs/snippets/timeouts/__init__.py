@@ -1,0 +1,1 @@
+"""A shop app as the docs show it."""
