@@ -51,6 +51,8 @@ class RetryPolicy:
         retry_on: Any = self.retry_on
         if isinstance(retry_on, type):
             retry_on = (retry_on,)
+        elif isinstance(retry_on, list):
+            retry_on = tuple(retry_on)
         if (
             not isinstance(retry_on, tuple)
             or not retry_on
