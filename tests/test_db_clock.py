@@ -143,3 +143,26 @@ def test_a_run_enqueued_from_a_host_an_hour_ahead_starts_after_its_delay_by_the_
     ran_at = run_when_due(run.pk)
     assert ran_at >= before + DELAY
     assert ran_at - after < DELAY + timedelta(seconds=20)  # not an hour late
+
+
+@job(name="tests.db_clock.starts_children")
+def starts_children(ctx):
+    later = ctx.start_child(reports_db_time.using(run_after=DELAY))
+    now = ctx.start_children(reports_db_time, [{}, {}])
+    return [str(later.id), *(str(child.id) for child in now)]
+
+
+@pytest.mark.django_db
+def test_children_get_their_times_from_the_database_clock(skewed_clock):
+    storage = get_storage()
+    skewed_clock(timedelta(hours=1))
+    before = storage.now()
+    parent = starts_children.enqueue()
+    assert run_until_idle(max_runs=1) == 1
+    after = storage.now()
+    later, *now = (Run.objects.get(pk=pk) for pk in get_run(parent.id).output)
+    assert (later.status, later.wake_at) == (RunStatus.WAITING, later.run_after)
+    assert before + DELAY <= later.run_after <= after + DELAY
+    for child in now:
+        assert child.status == RunStatus.PENDING
+        assert before - timedelta(seconds=1) <= child.run_after <= after + timedelta(seconds=1)
