@@ -224,6 +224,10 @@ def start_children(
 def _start_children(
     ctx: RunContext, job: Job, calls: list[tuple[Sequence[Any], dict[str, Any]]]
 ) -> list[ChildHandle]:
+    from .jobs import Job
+
+    if not isinstance(job, Job):
+        raise TypeError(f"start a child run of a @job, not {job!r}")
     position, recorded = ctx._begin(StepKind.CHILDREN, job.name)
     if recorded is not None:
         return [ChildHandle(uuid.UUID(i), job.name) for i in recorded.result["children"]]

@@ -330,3 +330,20 @@ def _registered():
     from django_durable import registered_jobs
 
     return registered_jobs()
+
+
+@job(name="tests.mistakes.starts_a_function")
+def starts_a_function(ctx):
+    try:
+        ctx.start_child(charge.func, 1)
+    except TypeError as error:
+        return str(error)
+    return "started"
+
+
+@pytest.mark.django_db
+def test_a_child_must_be_a_job():
+    handle = starts_a_function.enqueue()
+    run_until_idle()
+    assert get_run(handle.id).output.startswith("start a child run of a @job, not <function")
+    assert Run.objects.count() == 1
