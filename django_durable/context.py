@@ -56,6 +56,9 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
     Records made while the job replays journaled operations (after a sleep, an event or
     a recovery) were stored by the execution that first made them: they go to Python
     logging only, with ``record.replayed`` True, so the stored log reads as one execution.
+    One window remains: lines made after a step are written when the next operation
+    starts; if the worker dies during that next step, the recovered run makes and stores
+    them again.
     """
 
     def __init__(self, ctx: RunContext, name: str) -> None:
