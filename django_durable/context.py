@@ -22,7 +22,13 @@ from django.utils import timezone
 
 from . import signals, waiting
 from .conf import durable_settings
-from .exceptions import NonDeterminismError, RunAbandoned, RunCancelled, StepFailed
+from .exceptions import (
+    NonDeterminismError,
+    RunAbandoned,
+    RunCancelled,
+    StepFailed,
+    WorkerStopping,
+)
 from .payloads import to_json
 from .retry import RetryPolicy
 from .status import StepKind, StepStatus
@@ -45,24 +51,41 @@ def describe_error(error: BaseException, attempt: int) -> dict[str, Any]:
 
 
 class RunLogger(logging.LoggerAdapter[logging.Logger]):
-    """``ctx.log``: passes records to stdlib logging and keeps them with the run."""
+    """``ctx.log``: passes records to stdlib logging and keeps them with the run.
+
+    Records made while the job replays journaled operations (after a sleep, an event or
+    a recovery) were stored by the execution that first made them: they go to Python
+    logging only, with ``record.replayed`` True, so the stored log reads as one execution.
+    One window remains: lines made after a step are written when the next operation
+    starts; if the worker dies during that next step, the recovered run makes and stores
+    them again.
+    """
 
     def __init__(self, ctx: RunContext, name: str) -> None:
         super().__init__(logging.getLogger(name), {"run_id": str(ctx.run_id)})
         self._ctx = ctx
 
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        # Keep the caller's own ``extra`` next to ours (LoggerAdapter would replace it).
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        """Log through Python logging and buffer the record to be stored with the run."""
-        message = str(msg) % args if args else str(msg)
-        exc_info = kwargs.get("exc_info")
-        if exc_info:  # ctx.log.exception(): keep the traceback with the run too
-            if isinstance(exc_info, BaseException):
-                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
-            elif not isinstance(exc_info, tuple):
-                exc_info = sys.exc_info()
-            if exc_info[0] is not None:
-                message += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
-        self._ctx._buffer_log(level, message)
+        """Log through Python logging and, unless replaying, buffer the record to be
+        stored with the run."""
+        replayed = self._ctx._replaying
+        if not replayed:
+            message = str(msg) % args if args else str(msg)
+            exc_info = kwargs.get("exc_info")
+            if exc_info:  # ctx.log.exception(): keep the traceback with the run too
+                if isinstance(exc_info, BaseException):
+                    exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+                elif not isinstance(exc_info, tuple):
+                    exc_info = sys.exc_info()
+                if exc_info[0] is not None:
+                    message += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
+            self._ctx._buffer_log(level, message)
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), "replayed": replayed}
         super().log(level, msg, *args, **kwargs)
 
 
@@ -85,13 +108,17 @@ class RunContext:
         self._last_position = max(self._journal, default=-1)
         self._position = 0
         self._pending = Checkpoint()
+        # How many buffered logs precede the last buffered journal entry. A run released
+        # at shutdown drops the logs after it: it re-makes them live when it resumes there.
+        self._settled_logs = 0
         self._log_buffer_size = log_buffer_size
         self.nondeterministic = False
         # The step whose function is running; buffered writes are not flushed meanwhile.
         self._in_step: str | None = None
         self._before_operation = before_operation
         self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
-        """A logger whose records also go to the run's log in the database."""
+        """A logger whose records also go to the run's log in the database, except those
+        made while the job replays journaled operations (stored when first made)."""
 
     # -- what a job may read -----------------------------------------------------------
 
@@ -167,8 +194,7 @@ class RunContext:
                 batch = self._pending.copy()
                 batch.add(record(result, attempts), replacing)
                 tx.write(batch)
-            self._pending = Checkpoint()
-            self.announce(batch)
+            self._written(batch)
             return result
 
         if not atomic:
@@ -262,8 +288,21 @@ class RunContext:
         return position, self._replay(position, kind, name)
 
     def _guard(self) -> None:
-        if self._before_operation is not None:
+        if self._before_operation is None:
+            return
+        try:
             self._before_operation()  # the worker may stop here or have lost the lease
+        except WorkerStopping:
+            # The run is released with its buffered entries and resumes here; the logs
+            # made since the last entry are made (and stored) again then.
+            del self._pending.logs[self._settled_logs :]
+            raise
+
+    @property
+    def _replaying(self) -> bool:
+        """True until the job reaches the first operation that executes live: the next
+        journal position is one the journal holds (what ran before it was stored)."""
+        return self._position in self._journal
 
     def _replay(self, position: int, kind: StepKind, name: str) -> StepRecord | None:
         """The journaled outcome at ``position``, or None when the operation must run."""
@@ -312,6 +351,13 @@ class RunContext:
 
     def _buffer(self, entry: StepRecord, replacing: bool) -> None:
         self._pending.add(entry, replacing)
+        self._settled_logs = len(self._pending.logs)
+
+    def _written(self, batch: Checkpoint) -> None:
+        """The buffered writes are committed (as ``batch``, with a journal entry)."""
+        self._pending = Checkpoint()
+        self._settled_logs = 0
+        self.announce(batch)
 
     def _buffer_failure(
         self,
@@ -347,11 +393,13 @@ class RunContext:
         pending = self._pending
         self._storage.checkpoint(self._lease, pending)  # on failure, the writes stay buffered
         self._pending = Checkpoint()
+        self._settled_logs = 0
         self.announce(pending)
 
     def take_pending(self) -> Checkpoint:
         """Hand the buffered writes to the runner, which merges them with the run's end."""
         pending, self._pending = self._pending, Checkpoint()
+        self._settled_logs = 0
         return pending
 
     def announce(self, written: Checkpoint) -> None:

@@ -17,6 +17,33 @@ class RunNotFound(DurableError, LookupError):
     """No run has that id."""
 
 
+class InvalidRunId(DurableError, ValueError):
+    """A run id that is not a UUID (``get_run``, ``send_event``, ``cancel_run`` ...).
+
+    A ``ValueError`` too, as ``uuid.UUID`` would raise.
+    """
+
+
+class RunFinished(DurableError, ValueError):
+    """The run has finished (completed, failed or cancelled), so it takes no more events.
+
+    A ``ValueError`` too, so code written against earlier versions keeps working.
+    """
+
+
+class InvalidEventName(DurableError, ValueError):
+    """An event name that is not a non-empty string of at most 255 characters.
+
+    A ``ValueError`` too (also for a name that is not a string), so code written against
+    earlier versions keeps working.
+    """
+
+
+class PayloadTooLarge(DurableError, ValueError):
+    """A value to store (arguments, a step result, an output, an event payload) is larger
+    as JSON than ``DURABLE["MAX_PAYLOAD_BYTES"]``. A ``ValueError`` too."""
+
+
 class RunAbandoned(DurableError):
     """This worker must stop executing the run; its lease expires and it is recovered."""
 

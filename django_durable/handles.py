@@ -9,7 +9,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from .exceptions import RunNotFound
+from .exceptions import InvalidRunId, RunNotFound
 from .status import FINISHED_STATUSES, RunStatus
 from .storage import get_storage
 from .storage.base import RunRecord
@@ -68,9 +68,20 @@ class RunHandle:
         await sync_to_async(self.refresh)()
 
 
+def parse_run_id(run_id: uuid.UUID | str) -> uuid.UUID:
+    """``run_id`` as a UUID; ``InvalidRunId`` (a ``ValueError``) if it is not one."""
+    if isinstance(run_id, uuid.UUID):
+        return run_id
+    try:
+        return uuid.UUID(str(run_id))
+    except ValueError:
+        raise InvalidRunId(f"{run_id!r} is not a run id (a UUID)") from None
+
+
 def get_run(run_id: uuid.UUID | str) -> RunHandle:
-    """The run with this id; ``RunNotFound`` when there is none."""
-    record = get_storage().get_run(uuid.UUID(str(run_id)))
+    """The run with this id; ``RunNotFound`` when there is none, ``InvalidRunId`` when
+    ``run_id`` is not a UUID."""
+    record = get_storage().get_run(parse_run_id(run_id))
     if record is None:
         raise RunNotFound(f"no run with id {run_id}")
     return RunHandle.from_record(record)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.utils import timezone
 
 from . import signals
 from .conf import durable_settings
+from .durations import optional_timedelta, to_timedelta
 from .exceptions import JobNotRegistered
 from .handles import RunHandle
 from .payloads import to_json
@@ -29,17 +29,26 @@ _registry: dict[str, Job] = {}
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
-    """A registered job function and the options its next enqueue will use."""
+    """A registered job function and the options its next enqueue will use.
+
+    ``timeout`` is a ``timedelta`` or seconds (kept as a timedelta). ``run_after`` is a
+    timezone-aware datetime, or a delay (a ``timedelta`` or seconds, kept as a timedelta)
+    that storage adds to the database clock when the run is inserted, so the enqueuing
+    host's clock does not matter. Options are checked here: a wrong type is a
+    ``TypeError``, a value out of range a ``ValueError``.
+    """
 
     func: Callable[..., Any]
     name: str
     queue_name: str = "default"
     priority: int = 0
     retry: RetryPolicy | None = None
-    timeout: timedelta | None = None
+    timeout: timedelta | float | None = None
     idempotency_key: str | None = None
     concurrency_key: str | None = None
-    run_after: datetime | None = None
+    run_after: datetime | timedelta | float | None = None
+    # The job function's signature without ctx, to check arguments at enqueue.
+    signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.priority, int) or not MIN_PRIORITY <= self.priority <= MAX_PRIORITY:
@@ -51,8 +60,23 @@ class Job:
             value = getattr(self, option)
             if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
                 raise ValueError(f"{option} must be a non-empty string of at most 255 characters")
-        if self.run_after is not None and self.run_after.tzinfo is None:
-            raise ValueError("run_after must be a timezone-aware datetime")
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, got {self.retry!r}")
+        set_field = object.__setattr__  # frozen: normalise the options in place
+        set_field(self, "timeout", optional_timedelta(self.timeout, "timeout", positive=True))
+        set_field(self, "run_after", _run_after(self.run_after))
+        parameters = list(inspect.signature(self.func).parameters.values())
+        set_field(self, "signature", inspect.Signature(parameters[1:]))
+
+    @property
+    def timeout_delta(self) -> timedelta | None:
+        """``timeout`` as the timedelta it always is once the job is constructed."""
+        return cast("timedelta | None", self.timeout)
+
+    @property
+    def run_after_value(self) -> datetime | timedelta | None:
+        """``run_after`` once normalised: an aware datetime or a delay (timedelta)."""
+        return cast("datetime | timedelta | None", self.run_after)
 
     def using(
         self,
@@ -60,10 +84,14 @@ class Job:
         idempotency_key: str | None = _UNSET,
         concurrency_key: str | None = _UNSET,
         priority: int = _UNSET,
-        run_after: datetime | timedelta | None = _UNSET,
+        run_after: datetime | timedelta | float | None = _UNSET,
         queue_name: str = _UNSET,
     ) -> Job:
-        """A copy of this job with other enqueue options (the registry is unchanged)."""
+        """A copy of this job with other enqueue options (the registry is unchanged).
+
+        ``run_after`` takes a timezone-aware datetime, or a delay as a ``timedelta`` or a
+        number of seconds; a delay counts from the database clock when the run is stored.
+        """
         changes: dict[str, Any] = {
             name: value
             for name, value in {
@@ -75,17 +103,26 @@ class Job:
             }.items()
             if value is not _UNSET
         }
-        if isinstance(run_after, timedelta):
-            changes["run_after"] = timezone.now() + run_after
         return replace(self, **changes)
+
+    def check_arguments(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` naming the problem if the job function cannot take these
+        arguments (after ``ctx``): a missing, unexpected or repeated argument."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise TypeError(f"{self.name}{self.signature}: {error}") from None
 
     def enqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
         """Store a new run of this job in the caller's transaction and return its handle.
 
-        Arguments must be JSON (``TypeError``/``ValueError`` otherwise, naming the argument).
-        With an idempotency key that already has a run, that run is returned instead and
+        The arguments are bound to the job function's signature first: a missing or
+        unexpected argument is a ``TypeError`` naming it, and nothing is stored. They must
+        be JSON (``TypeError``/``ValueError`` otherwise, naming the argument). With an
+        idempotency key that already has a run, that run is returned instead and
         ``handle.created`` is False.
         """
+        self.check_arguments(args, kwargs)
         new = NewRun(
             job_name=self.name,
             queue_name=self.queue_name,
@@ -97,7 +134,7 @@ class Job:
             },
             idempotency_key=self.idempotency_key,
             concurrency_key=self.concurrency_key,
-            run_after=self.run_after,
+            run_after=self.run_after_value,
         )
         record, created = get_storage().enqueue(new)
         handle = RunHandle.from_record(record, created=created)
@@ -111,6 +148,22 @@ class Job:
     async def aenqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
         """Async ``enqueue()``: store a run from async code and return its handle."""
         return await sync_to_async(self.enqueue)(*args, **kwargs)
+
+
+def _run_after(value: Any) -> datetime | timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"run_after must be a timezone-aware datetime, got {value!r}")
+        return value
+    try:
+        return to_timedelta(value, "run_after")
+    except TypeError:
+        raise TypeError(
+            "run_after must be a timezone-aware datetime, a timedelta or a number of "
+            f"seconds, got {value!r} ({type(value).__name__})"
+        ) from None
 
 
 def _origin(func: Callable[..., Any]) -> str:
@@ -152,12 +205,14 @@ def job(
     queue_name: str = "default",
     priority: int = 0,
     retry: RetryPolicy | None = None,
-    timeout: timedelta | None = None,
+    timeout: timedelta | float | None = None,
 ) -> Callable[[Callable[..., Any]], Job]: ...
 def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Register a job: a function taking ``ctx`` first, then JSON arguments.
 
     Use as ``@job`` or ``@job(name=..., queue_name=..., priority=..., retry=..., timeout=...)``.
+    ``timeout`` is a ``timedelta`` or a number of seconds. Options are checked here, at
+    decoration: a wrong type is a ``TypeError`` naming the option and the value.
     """
     if func is not None:
         return _register(func, **options)
@@ -170,8 +225,11 @@ def get_job(name: str) -> Job:
         return _registry[name]
     except KeyError:
         raise JobNotRegistered(
-            f"no job named {name!r} is registered in this process; is its app installed "
-            "and its module called jobs.py (or imported at startup)?"
+            f"no job named {name!r} is registered in this process. Either the code that "
+            "defines it is not deployed here, or it is deployed but its module is not "
+            "imported at startup: an installed app's jobs.py is autodiscovered, any other "
+            "module (say billing/workflows.py) only if something imports it, such as the "
+            "app's jobs.py or AppConfig.ready()"
         ) from None
 
 

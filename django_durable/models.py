@@ -12,6 +12,7 @@ from django.utils import timezone
 from .ids import uuid7
 from .indexes import PartialIndexWhereSupported
 from .status import RunStatus, StepKind, StepStatus
+from .storage.dbclock import DbNow
 
 
 class Run(models.Model):
@@ -31,7 +32,8 @@ class Run(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     concurrency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     # Ordering key among runnable runs: the enqueue time, or the time the caller asked for.
-    run_after = models.DateTimeField(default=timezone.now)
+    # The database's clock, not the enqueuing host's (whose clock may be off).
+    run_after = models.DateTimeField(db_default=DbNow())
     # When a waiting run becomes runnable again (future run_after, retry backoff, sleep,
     # event timeout).
     wake_at = models.DateTimeField(null=True, blank=True)

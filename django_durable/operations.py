@@ -9,7 +9,8 @@ from django.db import transaction
 
 from . import signals
 from .conf import durable_settings
-from .handles import RunHandle, get_run
+from .exceptions import InvalidEventName
+from .handles import RunHandle, get_run, parse_run_id
 from .payloads import to_json
 from .runner import send_run_signal
 from .status import RunStatus
@@ -20,12 +21,23 @@ def send_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
     """Deliver event ``name`` to a run; the oldest unconsumed one is taken by the run's
     next ``ctx.wait_for_event(name)``. Part of the caller's transaction.
 
-    ``RunNotFound`` for an unknown run, ``ValueError`` for a finished one, and
-    ``TypeError``/``ValueError`` for a payload that is not JSON.
+    Each mistake has its own exception, checked in this order; all but ``RunNotFound`` and
+    ``TypeError`` are ``ValueError`` subclasses too:
+
+    - ``InvalidRunId``: ``run_id`` is not a UUID.
+    - ``InvalidEventName``: ``name`` is not a non-empty string of at most 255 characters.
+    - ``TypeError`` (a value JSON cannot hold) or ``ValueError`` (NaN, infinity) for a
+      payload that is not JSON; ``PayloadTooLarge`` for one over
+      ``DURABLE["MAX_PAYLOAD_BYTES"]``.
+    - ``RunNotFound``: no run has this id.
+    - ``RunFinished``: the run is completed, failed or cancelled.
     """
+    parsed = parse_run_id(run_id)
     if not isinstance(name, str) or not name or len(name) > 255:
-        raise ValueError("an event name must be a non-empty string of at most 255 characters")
-    get_storage().send_event(uuid.UUID(str(run_id)), name, to_json(payload, f"event {name!r}"))
+        raise InvalidEventName(
+            f"an event name must be a non-empty string of at most 255 characters, got {name!r}"
+        )
+    get_storage().send_event(parsed, name, to_json(payload, f"event {name!r}"))
 
 
 def cancel_run(run_id: uuid.UUID | str) -> RunHandle:
@@ -36,7 +48,7 @@ def cancel_run(run_id: uuid.UUID | str) -> RunHandle:
     as they are. ``RunNotFound`` for an unknown id.
     """
     storage = get_storage()
-    storage.cancel(uuid.UUID(str(run_id)))
+    storage.cancel(parse_run_id(run_id))
     handle = get_run(run_id)
     if handle.status == RunStatus.CANCELLED:  # a running run signals when its worker stops
         transaction.on_commit(
@@ -49,7 +61,7 @@ def cancel_run(run_id: uuid.UUID | str) -> RunHandle:
 def retry_run(run_id: uuid.UUID | str) -> RunHandle:
     """Resume a failed or cancelled run at its first unfinished operation, as its next
     attempt (finished steps are not run again). ``ValueError`` for other statuses."""
-    get_storage().retry(uuid.UUID(str(run_id)))
+    get_storage().retry(parse_run_id(run_id))
     return get_run(run_id)
 
 
@@ -57,5 +69,5 @@ def restart_run(run_id: uuid.UUID | str) -> RunHandle:
     """Run a finished run again from scratch, as its next attempt: its journal is
     cleared, so every step executes again, and the events it consumed are delivered
     again. Logs and past errors are kept. ``ValueError`` for an unfinished run."""
-    get_storage().restart(uuid.UUID(str(run_id)))
+    get_storage().restart(parse_run_id(run_id))
     return get_run(run_id)

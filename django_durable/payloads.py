@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from .conf import durable_settings
+from .exceptions import PayloadTooLarge
 
 
 def _check(value: Any, where: str) -> None:
@@ -43,15 +44,15 @@ def _check(value: Any, where: str) -> None:
 def to_json(value: Any, where: str) -> Any:
     """Return ``value`` as it reads back from JSON, or raise naming ``where``.
 
-    Raises ``TypeError`` for values JSON cannot hold and ``ValueError`` for NaN/infinity
-    and for payloads over ``DURABLE["MAX_PAYLOAD_BYTES"]``.
+    Raises ``TypeError`` for values JSON cannot hold, ``ValueError`` for NaN/infinity and
+    ``PayloadTooLarge`` (a ``ValueError``) for values over ``DURABLE["MAX_PAYLOAD_BYTES"]``.
     """
     _check(value, where)
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     limit = durable_settings.MAX_PAYLOAD_BYTES
     size = len(text.encode())
     if size > limit:
-        raise ValueError(
+        raise PayloadTooLarge(
             f"{where} is {size} bytes of JSON, over the limit of {limit} bytes "
             "(DURABLE['MAX_PAYLOAD_BYTES']); store large data elsewhere and pass a reference"
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .durations import optional_timedelta, to_timedelta
 from .exceptions import ChildRunFailed, EventTimeout, Suspended
 from .payloads import to_json
 from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
@@ -68,23 +69,23 @@ class _Operation:
         return batch
 
 
-def _seconds(delay: timedelta | float) -> float:
-    return delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-
-
 # -- sleep ---------------------------------------------------------------------------
 
 
 def sleep(ctx: RunContext, name: str, delay: timedelta | float) -> None:
     """Pause the run for ``delay`` (a timedelta or seconds) without holding a worker.
 
-    The wake time is computed once, from the database clock, and journaled.
+    The wake time is computed once, from the database clock, and journaled. A delay that
+    is not a duration is a ``TypeError`` here, a negative one a ``ValueError``.
     """
-    _sleep(ctx, name, lambda now: now + timedelta(seconds=_seconds(delay)))
+    delta = to_timedelta(delay, f"the delay of ctx.sleep({name!r})")
+    _sleep(ctx, name, lambda now: now + delta)
 
 
 def sleep_until(ctx: RunContext, name: str, when: datetime) -> None:
     """Pause the run until ``when`` (timezone-aware) without holding a worker."""
+    if not isinstance(when, datetime):
+        raise TypeError(f"ctx.sleep_until({name!r}) needs a timezone-aware datetime, got {when!r}")
     if when.tzinfo is None:
         raise ValueError("sleep_until needs a timezone-aware datetime")
     _sleep(ctx, name, lambda now: when)
@@ -102,7 +103,7 @@ def _sleep(ctx: RunContext, name: str, wake_time: Any) -> None:
                 _written(ctx, batch)
                 raise Suspended(f"sleeping until {until.isoformat()}")
             # Woken by its timer: mark it done.
-            ctx._pending.add(
+            ctx._buffer(
                 ctx._entry(
                     position,
                     name,
@@ -121,10 +122,11 @@ def _sleep(ctx: RunContext, name: str, wake_time: Any) -> None:
     until = wake_time(now)
     result = {"until": until.isoformat()}
     if until <= now:
-        ctx._pending.add(
+        ctx._buffer(
             ctx._entry(
                 position, name, StepStatus.COMPLETED, result, None, 1, now, kind=StepKind.SLEEP
-            )
+            ),
+            replacing=False,
         )
         return
     entry = ctx._entry(
@@ -169,7 +171,9 @@ def park_step_retry(
 
 def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None = None) -> Any:
     """Return the payload of the oldest unconsumed event ``name`` sent to this run,
-    waiting (without a worker) until one arrives; ``EventTimeout`` after ``timeout``."""
+    waiting (without a worker) until one arrives; ``EventTimeout`` after ``timeout``
+    (a timedelta or seconds; anything else is a ``TypeError`` here)."""
+    wait = optional_timedelta(timeout, f"the timeout of ctx.wait_for_event({name!r})")
     position, recorded = ctx._begin(StepKind.EVENT, name)
     if recorded is not None and recorded.status == StepStatus.COMPLETED:
         return _event_outcome(name, recorded.result)
@@ -180,7 +184,7 @@ def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None
         deadline = datetime.fromisoformat(deadline_text) if deadline_text else None
     else:
         started = ctx._storage.now()
-        deadline = None if timeout is None else started + timedelta(seconds=_seconds(timeout))
+        deadline = None if wait is None else started + wait
     operation = _Operation(ctx, position, StepKind.EVENT, name, started)
     with ctx._storage.fenced_transaction(ctx._lease) as tx:
         found, payload = tx.take_event(name)
@@ -220,9 +224,16 @@ def start_children(
 def _start_children(
     ctx: RunContext, job: Job, calls: list[tuple[Sequence[Any], dict[str, Any]]]
 ) -> list[ChildHandle]:
+    from .jobs import Job
+
+    if not isinstance(job, Job):
+        raise TypeError(f"start a child run of a @job, not {job!r}")
     position, recorded = ctx._begin(StepKind.CHILDREN, job.name)
     if recorded is not None:
         return [ChildHandle(uuid.UUID(i), job.name) for i in recorded.result["children"]]
+    # Checked live only: journaled children were created with arguments that bound then.
+    for args, kwargs in calls:
+        job.check_arguments(tuple(args), kwargs)
     if job.concurrency_key is not None and job.concurrency_key == ctx._run.concurrency_key:
         raise ValueError(
             f"a child of {ctx.job_name} cannot share its concurrency key "
@@ -240,7 +251,7 @@ def _start_children(
             args=[to_json(a, f"argument {i} of {job.name}") for i, a in enumerate(args)],
             kwargs={k: to_json(v, f"argument {k!r} of {job.name}") for k, v in kwargs.items()},
             concurrency_key=job.concurrency_key,
-            run_after=job.run_after,
+            run_after=job.run_after_value,
             parent_id=ctx.run_id,
         )
         for args, kwargs in calls
@@ -303,8 +314,7 @@ def _with_entry(ctx: RunContext, entry: StepRecord, position: int) -> Checkpoint
 
 
 def _written(ctx: RunContext, batch: Checkpoint) -> None:
-    ctx._pending = Checkpoint()
-    ctx.announce(batch)
+    ctx._written(batch)
 
 
 def _event_outcome(name: str, result: dict[str, Any]) -> Any:

@@ -82,7 +82,9 @@ class Worker:
         self.jobs = registered_jobs() if jobs is None else jobs
         self.storage = storage or get_storage()
         self._timeouts = {
-            name: job.timeout.total_seconds() for name, job in self.jobs.items() if job.timeout
+            name: job.timeout_delta.total_seconds()
+            for name, job in self.jobs.items()
+            if job.timeout_delta is not None
         }
         self.processed = 0
         self._claimed_total = 0
@@ -323,7 +325,10 @@ class Worker:
         for name, count in self.storage.unclaimable_job_names(self.jobs).items():
             logger.warning(
                 "worker=%s job=%s pending=%s event=job_not_registered "
-                "hint=no worker knows this job; deploy code that defines it",
+                'hint="no worker knows this job: deploy the code that defines it here, or if '
+                "it is deployed, have it imported at startup (an installed app's jobs.py is "
+                "autodiscovered; a job in another module, such as billing/workflows.py, is "
+                'not unless that jobs.py or AppConfig.ready() imports it)"',
                 self.worker_id,
                 name,
                 count,

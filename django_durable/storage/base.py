@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..status import RunStatus, StepKind, StepStatus
@@ -28,7 +28,8 @@ class NewRun:
     kwargs: dict[str, Any]
     idempotency_key: str | None = None
     concurrency_key: str | None = None
-    run_after: datetime | None = None
+    # An aware datetime, or a delay counted from the database clock at the insert.
+    run_after: datetime | timedelta | None = None
     parent_id: uuid.UUID | None = None
 
 
@@ -204,7 +205,9 @@ class Storage(Protocol):
 
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Insert a run in the caller's transaction; ``(existing, False)`` on a duplicate
-        idempotency key, without breaking the caller's transaction."""
+        idempotency key, without breaking the caller's transaction. Times come from the
+        database clock: ``run_after`` of an immediate run is the insert's time, and a
+        ``timedelta`` ``run_after`` counts from it."""
 
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None: ...
 
@@ -246,7 +249,8 @@ class Storage(Protocol):
         """The database's clock."""
 
     def send_event(self, run_id: uuid.UUID, name: str, payload: Any) -> None:
-        """Store an event for the run and wake it if it waits for that name."""
+        """Store an event for the run and wake it if it waits for that name; ``RunNotFound``
+        for an unknown run, ``RunFinished`` for a finished one."""
 
     def fail(
         self,

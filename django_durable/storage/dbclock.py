@@ -9,7 +9,11 @@ from django.db import models
 
 
 class DbNow(models.Func):
-    """The database's current UTC time, plus ``seconds`` (may be negative or fractional)."""
+    """The database's current UTC time, plus ``seconds`` (may be negative or fractional).
+
+    PostgreSQL's and MySQL's params are lists: their schema editors concatenate them when
+    the expression is a column's ``db_default``.
+    """
 
     output_field = models.DateTimeField()
 
@@ -17,14 +21,12 @@ class DbNow(models.Func):
         self.seconds = float(seconds)
         super().__init__()
 
-    def as_postgresql(
-        self, compiler: Any, connection: Any, **extra: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        return "(STATEMENT_TIMESTAMP() + make_interval(secs => %s))", (self.seconds,)
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "(STATEMENT_TIMESTAMP() + make_interval(secs => %s))", [self.seconds]
 
-    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, tuple[Any, ...]]:
+    def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
         # CURRENT_TIMESTAMP follows the session time zone; stored datetimes are UTC.
-        return "(UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND)", (round(self.seconds * 1e6),)
+        return "(UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND)", [round(self.seconds * 1e6)]
 
     def as_sqlite(
         self, compiler: Any, connection: Any, **extra: Any
@@ -34,5 +36,5 @@ class DbNow(models.Func):
 
     def as_sql(  # type: ignore[override]
         self, compiler: Any, connection: Any, **extra: Any
-    ) -> tuple[str, tuple[Any, ...]]:
+    ) -> tuple[str, list[Any]]:
         raise NotImplementedError(f"django_durable does not support {connection.vendor}")

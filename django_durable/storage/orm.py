@@ -91,6 +91,12 @@ class ORMStorage:
                 if existing is None:  # the conflicting row was deleted meanwhile
                     raise
                 return run_record(existing), False
+        if not isinstance(run.run_after, datetime):
+            # A database-clock expression (a delay, or the db_default where the INSERT
+            # cannot return it, as on MySQL): read back the time the database computed.
+            run.run_after, run.wake_at = (
+                self._runs().filter(pk=run.pk).values_list("run_after", "wake_at").get()
+            )
         # Outside the savepoint: every enqueue of one transaction joins a single NOTIFY.
         self._announce(run)
         return run_record(run), True

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..exceptions import RunNotFound
+from ..exceptions import RunFinished, RunNotFound
 from ..models import ConcurrencySlot, Run, RunEvent, Step
 from ..notify import announce
 from ..status import FINISHED_STATUSES, RunStatus
 from .base import Checkpoint, ChildState, Lease, NewRun
+from .dbclock import DbNow
 from .fenced import FencedWriter, storage_errors
 
 CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
 
 def new_run_row(new: NewRun) -> Run:
+    """The row to insert. Its times are database-clock expressions (the model's
+    ``db_default`` for an immediate run), so the enqueuing host's clock is never used."""
     run = Run(
         job_name=new.job_name,
         queue_name=new.queue_name,
@@ -37,9 +40,15 @@ def new_run_row(new: NewRun) -> Run:
         concurrency_key=new.concurrency_key,
         parent_id=new.parent_id,
     )
-    if new.run_after is not None:
+    when: datetime | DbNow | None = None
+    if isinstance(new.run_after, timedelta):
+        if new.run_after > timedelta(0):
+            when = DbNow(new.run_after.total_seconds())
+    elif new.run_after is not None:
+        when = new.run_after
+    if when is not None:
         # Future or not, the database clock decides when it becomes runnable.
-        run.status, run.run_after, run.wake_at = RunStatus.WAITING, new.run_after, new.run_after
+        run.status, run.run_after, run.wake_at = RunStatus.WAITING, when, when
     return run
 
 
@@ -130,7 +139,7 @@ def send_event(alias: str, run_id: uuid.UUID, name: str, payload: Any) -> None:
         if run is None:
             raise RunNotFound(f"no run with id {run_id}")
         if run.status in FINISHED_STATUSES:
-            raise ValueError(
+            raise RunFinished(
                 f"run {run_id} is {run.status}; events can only be sent to unfinished runs"
             )
         RunEvent.objects.using(alias).create(run_id=run_id, name=name, payload=payload)

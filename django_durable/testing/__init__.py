@@ -30,7 +30,11 @@ def run_until_idle(*, queues: Sequence[str] | None = None, max_runs: int | None 
     """
     storage = get_storage()
     jobs = registered_jobs()
-    timeouts = {name: job.timeout.total_seconds() for name, job in jobs.items() if job.timeout}
+    timeouts = {
+        name: job.timeout_delta.total_seconds()
+        for name, job in jobs.items()
+        if job.timeout_delta is not None
+    }
     owner = f"run_until_idle:{os.getpid()}"
     executed = 0
     while max_runs is None or executed < max_runs:
