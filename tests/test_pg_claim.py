@@ -1,6 +1,7 @@
 """PostgreSQL: the claim and step checkpoints as server-side prepared statements."""
 
 import logging
+import re
 
 import pytest
 from django.db import connection, connections, transaction
@@ -131,22 +132,40 @@ def test_a_lost_prepared_statement_runs_unprepared_and_preparing_stops(storage, 
     connection.close()
     assert len(claim(storage)) == 0 and prepared_statements() == []
     (line,) = turned_off(caplog)
-    assert "alias=default" in line and 'prepared statement "_pg3_0" does not exist' in line
+    assert "alias=default" in line
+    assert re.search(r'reason=prepared statement "_pg3_\d+" does not exist', line), line
     assert [step.name for step in storage.load_journal(second)] == ["a"]
     assert first != second
 
 
-def test_another_clients_statement_of_the_same_name_turns_preparing_off(storage, caplog):
-    # Through a pooler, the server connection may hold another client's "_pg3_0".
+def test_each_connection_names_its_statements_apart(storage):
+    # Through a pooler, a server connection holding another client's statement of the
+    # same name would run that statement with our parameters.
+    other = connections.create_connection("default")
+    try:
+        names = []
+        for wrapper in (connection, other):
+            cursor = prepared._raw_cursor(wrapper)
+            cursor.execute("SELECT 1", prepare=True)
+            with wrapper.cursor() as plain:
+                plain.execute("SELECT name FROM pg_prepared_statements WHERE NOT from_sql")
+                names.append({row[0] for row in plain.fetchall()})
+        assert names[0] and names[1] and not names[0] & names[1]
+    finally:
+        other.close()
+
+
+def test_a_statement_of_the_same_name_already_there_turns_preparing_off(storage, caplog):
     caplog.set_level(logging.WARNING, logger="django_durable")
     (run_id,) = enqueue(storage)
+    taken = f"_pg3_{prepared._raw_cursor(connection).connection._prepared._prepared_idx}"
     with connection.cursor() as cursor:
-        cursor.execute('PREPARE "_pg3_0" AS SELECT 1')
+        cursor.execute(f'PREPARE "{taken}" AS SELECT 1')
     (claimed,) = claim(storage)
     assert claimed.run.id == run_id
     assert claims_prepared() == []
     (line,) = turned_off(caplog)
-    assert 'prepared statement "_pg3_0" already exists' in line
+    assert f'prepared statement "{taken}" already exists' in line
 
 
 def test_a_statement_lost_inside_a_transaction_leaves_it_usable(storage, caplog):

@@ -10,17 +10,24 @@ Django opens psycopg connections with ``prepare_threshold=None``, which turns pr
 off altogether; unless the database ``OPTIONS`` set it to None on purpose, the threshold
 is raised to "never automatically" so only these statements are prepared.
 
+psycopg names prepared statements ``_pg3_0``, ``_pg3_1``... in the same order on every
+connection, so through a transaction pooler a server connection may hold another
+client's ``_pg3_0`` for a different statement, and binding to it would run that
+statement with our parameters. Each connection's names start at a random number
+instead, so a pooler can only make a statement missing, which is safe to run again.
+
 A transaction pooler that cannot keep prepared statements (PgBouncer before 1.21, or
 without ``max_prepared_statements``) gives each transaction whichever server connection
-is free: a statement prepared on one is missing on the next, or meets another client's
-statement of the same psycopg name. The first such error stops preparing on that alias
-for the life of the process, with one log line, and the statement runs again unprepared:
-the server refused it before executing anything, so nothing ran twice.
+is free: a statement prepared on one is missing on the next. The first such error stops
+preparing on that alias for the life of the process, with one log line, and the
+statement runs again unprepared: the server refused it before executing anything, so
+nothing ran twice.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -36,9 +43,10 @@ logger = logging.getLogger("django_durable")
 # Statements other code runs on the connection are never prepared behind its back.
 ONLY_WHEN_ASKED = 2**31 - 1
 
-# "prepared statement does not exist", "prepared statement already exists": the server
-# connection is not the one this client prepared on.
-_POOLED_STATES = {"26000", "42P05"}
+# "prepared statement does not exist", "prepared statement already exists", "bind message
+# supplies 13 parameters, but prepared statement requires 9": the server connection is
+# not the one this client prepared on. Each is refused before anything executes.
+_POOLED_STATES = {"26000", "42P05", "08P01"}
 # "cached plan must not change result type": the schema changed under the statement.
 _CHANGED_PLAN = "0A000"
 
@@ -70,6 +78,9 @@ def _raw_cursor(connection: BaseDatabaseWrapper) -> Any:
         return cached[1]
     if raw.prepare_threshold is None and prepares(connection):
         raw.prepare_threshold = ONLY_WHEN_ASKED
+        names = getattr(raw, "_prepared", None)  # psycopg's PrepareManager
+        if getattr(names, "_prepared_idx", None) == 0:
+            names._prepared_idx = secrets.randbits(48)  # type: ignore[union-attr]
     cursor = psycopg.Cursor(raw)
     connection._durable_cursor = (raw, cursor)  # type: ignore[attr-defined]
     return cursor
