@@ -56,7 +56,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         errors.append(
             checks.Error(
                 f"DURABLE['PREPARE_STATEMENTS'] is {prepare!r}, not True or False.",
-                hint="False turns server-side prepared statements off (PgBouncer < 1.21).",
+                hint="False turns server-side prepared statements off; behind a pooler "
+                "that cannot keep them they turn off by themselves.",
                 id="django_durable.E007",
             )
         )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable
 
 from django.db import DatabaseError, connections, transaction
@@ -18,6 +20,8 @@ from .conf import durable_settings
 logger = logging.getLogger("django_durable")
 
 CHANNEL = "django_durable"
+# How long a worker waits for its own probe notification before it polls instead.
+PROBE_TIMEOUT = 5.0
 
 
 class _Announcement:
@@ -76,7 +80,16 @@ def listen_alias() -> str | None:
 
 
 class Listener(threading.Thread):
-    """Calls ``on_notify`` whenever a run of one of ``queues`` (None: any) is announced."""
+    """Calls ``on_notify`` whenever a run of one of ``queues`` (None: any) is announced.
+
+    A transaction pooler (PgBouncer in transaction mode) runs LISTEN on whichever server
+    connection is free and then hands that connection to other clients: nothing arrives.
+    So after connecting, the listener first checks that a notification sent from another
+    connection reaches it, on a channel of its own (so no other worker is woken, and a
+    LISTEN the pooler strands on a server connection collects nothing but that probe).
+    If it does not arrive in time the listener stops and ``on_polling`` says why; the
+    worker polls anyway, so it only loses instant pickup.
+    """
 
     def __init__(
         self,
@@ -84,19 +97,27 @@ class Listener(threading.Thread):
         queues: Iterable[str] | None,
         on_notify: Callable[[], None],
         stopping: threading.Event,
+        *,
+        on_listening: Callable[[], None] = lambda: None,
+        on_polling: Callable[[str], None] = lambda reason: None,
+        probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         super().__init__(name="durable-listener", daemon=True)
         self.alias = alias
         self.queues = None if queues is None else set(queues)
         self.on_notify = on_notify
         self.stopping = stopping
+        self.on_listening = on_listening
+        self.on_polling = on_polling
+        self.probe_timeout = probe_timeout
 
     def run(self) -> None:
         connection = connections[self.alias]
         try:
             while not self.stopping.is_set():
                 try:
-                    self._listen(connection)
+                    if not self._listen(connection):
+                        return
                 except DatabaseError as error:
                     logger.warning("event=listen_error alias=%s error=%s", self.alias, error)
                     connection.close()
@@ -105,13 +126,52 @@ class Listener(threading.Thread):
         finally:
             connection.close()
 
-    def _listen(self, connection: BaseDatabaseWrapper) -> None:
+    def _listen(self, connection: BaseDatabaseWrapper) -> bool:
+        """Listen until stopped (True), or return False at once if nothing can arrive."""
         connection.ensure_connection()
+        if not self._notifications_arrive(connection):
+            self.on_polling(
+                f"a NOTIFY from another connection did not arrive within {self.probe_timeout}s "
+                f"of LISTEN on {self.alias!r} (a transaction pooler such as PgBouncer? "
+                "set DURABLE['LISTEN_DATABASE'] to a direct connection's alias)"
+            )
+            return False
         with connection.wrap_database_errors, connection.cursor() as cursor:
             cursor.execute(f"LISTEN {CHANNEL}")
+        self.on_listening()
         raw = connection.connection
         while not self.stopping.is_set():
             with connection.wrap_database_errors:
                 for notification in raw.notifies(timeout=1.0):
+                    if notification.channel != CHANNEL:
+                        continue
                     if self.queues is None or notification.payload in self.queues:
                         self.on_notify()
+        return True
+
+    def _notifications_arrive(self, connection: BaseDatabaseWrapper) -> bool:
+        """LISTEN on a channel of our own; send to it from another connection; wait."""
+        probe = f"{CHANNEL}_probe_{uuid.uuid4().hex}"
+        with connection.wrap_database_errors, connection.cursor() as cursor:
+            cursor.execute(f"LISTEN {probe}")
+        # Another connection: through a pooler this one's own NOTIFY could run on the
+        # server connection that holds its LISTEN and come straight back to it.
+        sender = connections.create_connection(self.alias)
+        try:
+            with sender.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [probe])
+        finally:
+            sender.close()
+        deadline = time.monotonic() + self.probe_timeout
+        arrived = False
+        raw = connection.connection
+        while not arrived and (left := deadline - time.monotonic()) > 0:
+            with connection.wrap_database_errors:
+                arrived = any(
+                    notification.channel == probe
+                    for notification in raw.notifies(timeout=left, stop_after=1)
+                )
+        if arrived:
+            with connection.wrap_database_errors, connection.cursor() as cursor:
+                cursor.execute(f"UNLISTEN {probe}")
+        return arrived

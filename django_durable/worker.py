@@ -135,19 +135,34 @@ class Worker:
         logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
 
     def _start_listener(self) -> None:
-        alias = listen_alias()
-        if alias is None:
-            logger.info(
+        def polling(reason: str, level: int = logging.INFO) -> None:
+            logger.log(
+                level,
                 "worker=%s event=polling interval=%s reason=%s",
                 self.worker_id,
                 self.poll_interval,
+                reason,
+            )
+
+        alias = listen_alias()
+        if alias is None:
+            polling(
                 "LISTEN_DATABASE is False"
                 if durable_settings.LISTEN_DATABASE is False
-                else "not PostgreSQL",
+                else "not PostgreSQL"
             )
             return
-        Listener(alias, self.queues, self.wake, self._stopping).start()
-        logger.info("worker=%s event=listening alias=%s", self.worker_id, alias)
+        # The listener says which once it has checked that notifications reach it.
+        Listener(
+            alias,
+            self.queues,
+            self.wake,
+            self._stopping,
+            on_listening=lambda: logger.info(
+                "worker=%s event=listening alias=%s", self.worker_id, alias
+            ),
+            on_polling=lambda reason: polling(reason, logging.WARNING),
+        ).start()
 
     # -- main thread ---------------------------------------------------------------------
 

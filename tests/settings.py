@@ -61,6 +61,23 @@ if os.environ.get("DURABLE_TEST_DB_NAME"):
     database["NAME"] = os.environ["DURABLE_TEST_DB_NAME"]
 DATABASES = {"default": database}
 
+# PostgreSQL through PgBouncer in transaction pooling mode (.ci/databases.sh starts one):
+# DURABLE_TEST_PGBOUNCER_URL says where it is. The "pgbouncer" alias reaches the same test
+# database through it; worker subprocesses started with DURABLE_TEST_THROUGH_PGBOUNCER
+# use it as their default database.
+if os.environ.get("DURABLE_TEST_PGBOUNCER_URL") and database["ENGINE"].endswith("postgresql"):
+    bouncer = env.db_url_config(os.environ["DURABLE_TEST_PGBOUNCER_URL"])
+    pooled = {
+        **database,
+        **{key: bouncer[key] for key in ("HOST", "PORT", "USER", "PASSWORD")},
+        # What Django's docs ask for behind a transaction pooler; DURABLE stays default.
+        "DISABLE_SERVER_SIDE_CURSORS": True,
+    }
+    if os.environ.get("DURABLE_TEST_THROUGH_PGBOUNCER"):
+        DATABASES = {"default": pooled}
+    else:
+        DATABASES["pgbouncer"] = {**pooled, "TEST": {"MIRROR": "default"}}
+
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),
     "POLL_INTERVAL": 0.1,

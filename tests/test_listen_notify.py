@@ -1,5 +1,6 @@
 """PostgreSQL wakes idle workers through LISTEN/NOTIFY; other setups poll and say so."""
 
+import threading
 import time
 
 import pytest
@@ -7,6 +8,7 @@ from django.db import connection
 
 from django_durable import RunStatus
 from django_durable.models import Run
+from django_durable.notify import Listener
 from tests.testapp import jobs
 from tests.workers import WorkerProcess, wait_until
 
@@ -65,3 +67,42 @@ def test_a_transaction_announces_its_runs_once_on_commit_and_not_its_rolled_back
     (sent,) = notifies(queries)
     assert "first" in sent and "second" in sent
     assert "rolled-back" not in sent
+
+
+def start_listener(alias, **callbacks):
+    events = {"notified": threading.Event(), "listening": threading.Event()}
+    reasons = []
+    stopping = threading.Event()
+    listener = Listener(
+        alias,
+        None,  # every queue: any payload on the queue channel wakes it
+        events["notified"].set,
+        stopping,
+        on_listening=events["listening"].set,
+        on_polling=reasons.append,
+        **callbacks,
+    )
+    listener.start()
+    return listener, stopping, events, reasons
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_a_listener_checks_its_notifications_arrive_and_its_probe_wakes_no_worker():
+    first, first_stop, first_events, first_reasons = start_listener("default")
+    second = second_stop = None
+    try:
+        assert first_events["listening"].wait(10)
+        # Another worker's start-up probe is on a channel of its own: nobody is woken.
+        second, second_stop, second_events, second_reasons = start_listener("default")
+        assert second_events["listening"].wait(10)
+        time.sleep(0.3)
+        assert not first_events["notified"].is_set()
+        assert not second_events["notified"].is_set()
+        assert first_reasons == second_reasons == []
+        jobs.echo.enqueue("ping")  # a real announcement wakes both
+        assert first_events["notified"].wait(5) and second_events["notified"].wait(5)
+    finally:
+        for stop, thread in ((first_stop, first), (second_stop, second)):
+            if thread is not None:
+                stop.set()
+                thread.join(10)

@@ -1,12 +1,16 @@
 """PostgreSQL: the claim and step checkpoints as server-side prepared statements."""
 
+import logging
+import re
+
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import override_settings
 from django.utils import timezone
 
 from django_durable.models import Run
 from django_durable.status import RunStatus, StepKind, StepStatus
+from django_durable.storage import prepared
 from django_durable.storage.base import Checkpoint, NewRun, StepRecord
 from django_durable.storage.claim_pg import _claim_sql, _queue_filter
 from django_durable.storage.orm import ORMStorage
@@ -26,6 +30,21 @@ def storage():
     connection.close()  # a fresh session: no prepared statements yet
     yield ORMStorage("default")
     connection.close()
+    prepared._not_preparing.discard("default")  # a test's fallback ends with it
+
+
+def turned_off(caplog):
+    return [
+        r.getMessage() for r in caplog.records if "event=prepared_statements_off" in r.getMessage()
+    ]
+
+
+def drop_prepared_statements():
+    """What a transaction pooler does: the next server connection lacks them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements WHERE NOT from_sql")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DEALLOCATE "{name}"')
 
 
 def prepared_statements():
@@ -93,17 +112,90 @@ def test_the_claim_is_prepared_again_after_a_schema_change(storage):
         other.close()
 
 
-def test_a_dropped_prepared_statement_is_prepared_again(storage):
-    # What a connection pooler that resets server sessions does behind psycopg's back.
-    enqueue(storage, 2)
+def test_a_lost_prepared_statement_runs_unprepared_and_preparing_stops(storage, caplog):
+    caplog.set_level(logging.WARNING, logger="django_durable")
+    first, second, third = enqueue(storage, 3)
     claim(storage)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT name FROM pg_prepared_statements WHERE NOT from_sql")
-        for (name,) in cursor.fetchall():
-            cursor.execute(f'DEALLOCATE "{name}"')
+    drop_prepared_statements()
     assert not claims_prepared()
-    assert len(claim(storage)) == 1
-    assert len(claims_prepared()) == 1
+    # The claim the server refused ran again unprepared: the run is claimed once.
+    (claimed,) = claim(storage)
+    assert claimed.run.id == second
+    assert Run.objects.filter(status=RunStatus.RUNNING).count() == 2
+    checkpoint = Checkpoint()
+    checkpoint.add(
+        StepRecord(position=0, kind=StepKind.STEP, name="a", status=StepStatus.COMPLETED), False
+    )
+    storage.checkpoint(claimed.lease, checkpoint)
+    assert [item.run.id for item in claim(storage)] == [third]
+    assert prepared_statements() == []  # nothing is prepared any more, on any connection
+    connection.close()
+    assert len(claim(storage)) == 0 and prepared_statements() == []
+    (line,) = turned_off(caplog)
+    assert "alias=default" in line
+    assert re.search(r'reason=prepared statement "_pg3_\d+" does not exist', line), line
+    assert [step.name for step in storage.load_journal(second)] == ["a"]
+    assert first != second
+
+
+def test_each_connection_names_its_statements_apart(storage):
+    # Through a pooler, a server connection holding another client's statement of the
+    # same name would run that statement with our parameters.
+    other = connections.create_connection("default")
+    try:
+        names = []
+        for wrapper in (connection, other):
+            cursor = prepared._raw_cursor(wrapper)
+            cursor.execute("SELECT 1", prepare=True)
+            with wrapper.cursor() as plain:
+                plain.execute("SELECT name FROM pg_prepared_statements WHERE NOT from_sql")
+                names.append({row[0] for row in plain.fetchall()})
+        assert names[0] and names[1] and not names[0] & names[1]
+    finally:
+        other.close()
+
+
+def test_a_statement_of_the_same_name_already_there_turns_preparing_off(storage, caplog):
+    caplog.set_level(logging.WARNING, logger="django_durable")
+    (run_id,) = enqueue(storage)
+    taken = f"_pg3_{prepared._raw_cursor(connection).connection._prepared._prepared_idx}"
+    with connection.cursor() as cursor:
+        cursor.execute(f'PREPARE "{taken}" AS SELECT 1')
+    (claimed,) = claim(storage)
+    assert claimed.run.id == run_id
+    assert claims_prepared() == []
+    (line,) = turned_off(caplog)
+    assert f'prepared statement "{taken}" already exists' in line
+
+
+def test_a_statement_lost_inside_a_transaction_leaves_it_usable(storage, caplog):
+    caplog.set_level(logging.WARNING, logger="django_durable")
+    sql = "SELECT count(*) FROM django_durable_run WHERE status = %s"
+    assert prepared.execute("default", sql, ["pending"]).fetchone() == (0,)
+    assert sql.replace("%s", "$1") in prepared_statements()
+    drop_prepared_statements()
+    with transaction.atomic():
+        (run_id,) = enqueue(storage)
+        assert prepared.execute("default", sql, ["pending"]).fetchone() == (1,)
+        assert Run.objects.filter(pk=run_id).exists()  # the transaction goes on
+    assert Run.objects.filter(pk=run_id).exists()  # and commits
+    assert len(turned_off(caplog)) == 1
+
+
+def test_a_keyed_runs_last_write_survives_a_lost_statement(storage, caplog):
+    # A keyed run ends inside a transaction (its write, then freeing its key): the lost
+    # statement's error must not abort it and abandon the write.
+    caplog.set_level(logging.WARNING, logger="django_durable")
+    enqueue(storage)
+    first_keyed, second_keyed = enqueue(storage, 2, concurrency_key="k")
+    plain, keyed = claim(storage, limit=3)
+    storage.complete(plain.lease, "done", Checkpoint())  # in autocommit: prepared
+    assert any(sql.startswith("UPDATE") for sql in prepared_statements())
+    drop_prepared_statements()
+    storage.complete(keyed.lease, "done", Checkpoint())  # the same text, in the transaction
+    assert Run.objects.get(pk=first_keyed).status == RunStatus.COMPLETED
+    assert [item.run.id for item in claim(storage)] == [second_keyed]  # the key was freed
+    assert len(turned_off(caplog)) == 1
 
 
 @override_settings(DURABLE={"PREPARE_STATEMENTS": False})

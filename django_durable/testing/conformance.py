@@ -64,6 +64,10 @@ class StorageConformance:
     def storage(self) -> Storage:
         return self.make_storage()
 
+    def caller_transaction(self, storage: Storage) -> transaction.Atomic:
+        """A transaction of the enqueuer's, on the storage's database alias if it has one."""
+        return transaction.atomic(using=getattr(storage, "alias", None))
+
     def claim_one(self, storage: Storage, owner: str = "w1", **kwargs: Any) -> ClaimedRun:
         claimed = storage.claim(owner=owner, job_names=[JOB], queues=None, limit=1, **kwargs)
         assert len(claimed) == 1
@@ -90,7 +94,7 @@ class StorageConformance:
         assert other_job.id != first.id
 
     def test_duplicate_key_keeps_callers_transaction_usable(self, storage: Storage) -> None:
-        with transaction.atomic():
+        with self.caller_transaction(storage):
             first, _ = storage.enqueue(new_run(idempotency_key="tx"))
             again, created = storage.enqueue(new_run(idempotency_key="tx"))
             later, _ = storage.enqueue(new_run())
@@ -98,7 +102,7 @@ class StorageConformance:
         assert storage.get_run(later.id) is not None
 
     def test_enqueue_rolls_back_with_the_caller(self, storage: Storage) -> None:
-        with pytest.raises(RuntimeError), transaction.atomic():
+        with pytest.raises(RuntimeError), self.caller_transaction(storage):
             record, _ = storage.enqueue(new_run())
             raise RuntimeError
         assert storage.get_run(record.id) is None

@@ -102,6 +102,11 @@ def drain(ctx):
     return [ctx.step(name, record(ctx, name)) for name in ("a", "b", "c")]
 
 
+@job(name="tests.two_steps")
+def two_steps(ctx):
+    return [ctx.step(name, record(ctx, name)) for name in ("first", "second")]
+
+
 @job(name="tests.keyed")
 def keyed(ctx):
     ctx.step("enter", record(ctx, "enter"))
