@@ -214,5 +214,10 @@ def storage_errors(lease: Lease) -> Iterator[None]:
     try:
         yield
     except DatabaseError as error:
-        kind = StorageBusy if is_lock_error(error) else StorageError
-        raise kind(f"run {lease.run_id}: writing to the database failed: {error}") from error
+        raise storage_error(lease, error, "writing to the database failed") from error
+
+
+def storage_error(lease: Lease, error: DatabaseError, what: str) -> StorageError:
+    """``error`` as the StorageError to raise; StorageBusy when it was a lock timeout."""
+    kind = StorageBusy if is_lock_error(error) else StorageError
+    return kind(f"run {lease.run_id}: {what}: {error}")

@@ -31,7 +31,7 @@ from .base import (
 from .claim import claim_runs, claimable_exists
 from .convert import run_record, step_record
 from .dbclock import DbNow
-from .fenced import FencedWriter, storage_errors
+from .fenced import FencedWriter, storage_error, storage_errors
 from .own_writes import own_transaction, own_write, own_write_method
 from .waits import (
     CLEAR_LEASE,
@@ -165,9 +165,7 @@ class ORMStorage:
         except DatabaseError as error:
             if body_failed:
                 raise
-            raise StorageError(
-                f"run {lease.run_id}: the atomic step's transaction failed: {error}"
-            ) from error
+            raise storage_error(lease, error, "its fenced transaction failed") from error
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None:
         changes = {
