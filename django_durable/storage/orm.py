@@ -205,7 +205,7 @@ class ORMStorage:
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=retry_delay is None)
             if retry_delay is None:
-                cancel_children(self.alias, lease.run_id)
+                self._cancel_children(lease.run_id)
             elif retry_delay <= 0:
                 announce(self.alias, [lease.queue_name])
 
@@ -214,6 +214,11 @@ class ORMStorage:
         with storage_errors(lease):
             self._fenced.write(lease, changes, checkpoint)
             announce(self.alias, [lease.queue_name])
+
+    def _cancel_children(self, run_id: uuid.UUID) -> None:
+        """After the run's end: each child is cancelled in its own transaction, and doing
+        it all again after a lock error skips children already cancelled."""
+        own_write(self.alias, lambda: cancel_children(self.alias, run_id), atomic=False)
 
     def _end(
         self, lease: Lease, changes: dict[str, Any], checkpoint: Checkpoint, *, frees_slot: bool
@@ -286,7 +291,7 @@ class ORMStorage:
         }
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=True)
-            cancel_children(self.alias, lease.run_id)
+            self._cancel_children(lease.run_id)
 
     @own_write_method(atomic=False)
     def cancel(self, run_id: uuid.UUID) -> None:
