@@ -24,6 +24,12 @@ from tests.testapp import jobs
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def poll(settings):
+    # In this process a listener thread would outlive the worker and hold a connection.
+    settings.DURABLE = {**settings.DURABLE, "LISTEN_DATABASE": False}
+
+
 class EmptyClaims(ORMStorage):
     """Storage whose first ``empty`` claims find nothing, as if other workers held it all."""
 
