@@ -184,4 +184,3 @@ def test_a_viewer_sees_no_retry_button(browser, live_server, django_user_model):
     assert page.locator(".durable-actions").count() == 0
     page.goto(f"{live_server.url}/admin/django_durable/run/")
     assert page.locator("select[name=action]").count() == 0
-

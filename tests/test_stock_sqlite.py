@@ -16,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ class StockProject:
         )
 
     def runs(self) -> list[dict[str, object]]:
-        with sqlite3.connect(self.path / "db.sqlite3", timeout=30) as db:
+        with closing(sqlite3.connect(self.path / "db.sqlite3", timeout=30)) as db:
             db.row_factory = sqlite3.Row
             rows = db.execute(
                 "SELECT id, status, attempt, recoveries, errors, output FROM django_durable_run"
