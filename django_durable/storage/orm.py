@@ -17,6 +17,7 @@ from ..exceptions import StorageError
 from ..models import ConcurrencySlot, Run, Step
 from ..notify import announce
 from ..status import RunStatus
+from . import sweeps
 from .base import (
     Checkpoint,
     ClaimedRun,
@@ -307,101 +308,15 @@ class ORMStorage:
 
     @own_write_method()
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
-        expired = dict(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
-        columns = ("pk", "recoveries", "errors", "attempt", "queue_name", "cancel_requested")
-        stale = self._runs().filter(**expired).order_by("lease_expires_at")
-        if self._vendor != "sqlite":
-            stale = stale.select_for_update(skip_locked=True)
-        rows = [dict(zip(columns, row, strict=True)) for row in stale.values_list(*columns)[:limit]]
-        requeue = [
-            row
-            for row in rows
-            if not row["cancel_requested"] and row["recoveries"] < max_recoveries
-        ]
-        if requeue:
-            self._runs().filter(pk__in=[row["pk"] for row in requeue], **expired).update(
-                status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **CLEAR_LEASE
-            )
-            announce(self.alias, [row["queue_name"] for row in requeue])
-        failed: list[uuid.UUID] = []
-        cancelled: list[uuid.UUID] = []
-        for row in rows:
-            if row in requeue:
-                continue
-            ending: dict[str, Any] = {"finished_at": timezone.now(), **CLEAR_LEASE}
-            if row["cancel_requested"]:
-                ending["status"] = RunStatus.CANCELLED
-            else:
-                ending["status"] = RunStatus.FAILED
-                ending["errors"] = [*row["errors"], _worker_lost(row, max_recoveries)]
-            if self._runs().filter(pk=row["pk"], **expired).update(**ending):
-                (cancelled if row["cancel_requested"] else failed).append(row["pk"])
-        for run_id in failed + cancelled:
-            self._after_end(run_id)
-        return StaleSweep(
-            requeued=[row["pk"] for row in requeue], failed=failed, cancelled=cancelled
-        )
-
-    def _after_end(self, run_id: uuid.UUID) -> None:
-        """Free the key of a run ended outside its worker, and wake a waiting parent."""
-        ConcurrencySlot.objects.using(self.alias).filter(run_id=run_id).delete()
-        parent_id = self._runs().filter(pk=run_id).values_list("parent_id", flat=True).first()
-        if parent_id is not None:
-            wake_parent_if_ready(self.alias, parent_id)
+        return sweeps.recover_stale(self.alias, max_recoveries=max_recoveries, limit=limit)
 
     @own_write_method()
     def fail_overdue(self, *, limit: int) -> list[uuid.UUID]:
-        overdue = dict(
-            status__in=[RunStatus.RUNNING, RunStatus.WAITING],
-            deadline__isnull=False,
-            deadline__lt=DbNow(),
-        )
-        failed = []
-        rows = self._runs().filter(**overdue).order_by("deadline")
-        if self._vendor != "sqlite":
-            rows = rows.select_for_update(skip_locked=True)
-        for pk, errors, attempt, deadline in rows.values_list(
-            "pk", "errors", "attempt", "deadline"
-        )[:limit]:
-            timed_out = {
-                "attempt": attempt,
-                "type": "django_durable.exceptions.RunTimedOut",
-                "message": f"the run's deadline {deadline} passed",
-                "traceback": "",
-            }
-            ended = (
-                self._runs()
-                .filter(pk=pk, **overdue)
-                .update(
-                    status=RunStatus.FAILED,
-                    errors=[*errors, timed_out],
-                    finished_at=timezone.now(),
-                    wake_at=None,
-                    waiting_for=None,
-                    **CLEAR_LEASE,
-                )
-            )
-            if ended:
-                failed.append(pk)
-                cancel_children(self.alias, pk)
-                self._after_end(pk)
-        return failed
+        return sweeps.fail_overdue(self.alias, limit=limit)
 
     @own_write_method(atomic=False)  # a SELECT and a conditional UPDATE
     def promote_due(self, *, limit: int) -> int:
-        due = dict(status=RunStatus.WAITING, wake_at__lte=DbNow())
-        rows = list(
-            self._runs().filter(**due).order_by("wake_at").values_list("pk", "queue_name")[:limit]
-        )
-        if not rows:
-            return 0
-        promoted = (
-            self._runs()
-            .filter(pk__in=[pk for pk, _ in rows], **due)
-            .update(status=RunStatus.PENDING, wake_at=None, waiting_for=None)
-        )
-        announce(self.alias, [queue_name for _, queue_name in rows])
-        return promoted
+        return sweeps.promote_due(self.alias, limit=limit)
 
     def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
         rows = (
@@ -421,13 +336,3 @@ class ORMStorage:
     @own_write_method(atomic=False)
     def worker_stopped(self, worker_id: str) -> None:
         worker_stopped(self.alias, worker_id)
-
-
-def _worker_lost(row: dict[str, Any], max_recoveries: int) -> dict[str, Any]:
-    return {
-        "attempt": row["attempt"],
-        "type": "django_durable.WorkerLost",
-        "message": f"the run's worker stopped heartbeating {row['recoveries'] + 1} times "
-        f"(DURABLE['MAX_RECOVERIES'] is {max_recoveries})",
-        "traceback": "",
-    }
