@@ -1,8 +1,9 @@
 """``--burst`` exits on the database's word that nothing it could claim is left.
 
 One empty claim is not that word: a claim comes back empty while other workers hold the
-rows it would take. The worker runs in this process, on the real database, with a
-storage whose first claims come back empty whatever is pending.
+rows it would take. The first tests run the worker in this process, on the real
+database, with a storage whose first claims come back empty whatever is pending; the
+last runs two real ``runworker --burst`` processes side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_durable import RunStatus
@@ -20,6 +22,7 @@ from django_durable.storage.base import ClaimedRun
 from django_durable.storage.orm import ORMStorage
 from django_durable.worker import Worker
 from tests.testapp import jobs
+from tests.workers import WorkerProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,3 +84,21 @@ def test_the_burst_ends_when_only_runs_it_cannot_claim_are_left():
     assert worker.processed == 1  # the approval run, which then waits for its event
     assert Run.objects.get(pk=blocked.id).status == RunStatus.PENDING
     assert Run.objects.get(pk=later.id).status == RunStatus.WAITING
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="several writer processes need PostgreSQL/MariaDB"
+)
+def test_two_burst_workers_never_exit_with_runnable_runs_left(tmp_path):
+    for round_ in range(3):
+        with transaction.atomic():
+            for _ in range(300):
+                jobs.drain.enqueue()
+        workers = [
+            WorkerProcess(tmp_path / f"r{round_}w{i}.log", "--burst", "--concurrency", "4")
+            for i in range(2)
+        ]
+        codes = [worker.wait(120) for worker in workers]
+        assert codes == [0, 0], [worker.output for worker in workers]
+        left = Run.objects.exclude(status=RunStatus.COMPLETED).values_list("status", flat=True)
+        assert list(left) == [], f"round {round_}"

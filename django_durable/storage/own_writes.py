@@ -52,10 +52,7 @@ def is_lock_error(error: BaseException) -> bool:
         return False
     cause = error.__cause__
     if isinstance(cause, sqlite3.Error):
-        code = getattr(cause, "sqlite_errorcode", None)
-        if code is None:
-            return "database is locked" in str(cause)
-        return code & 0xFF in RETRYABLE_SQLITE_ERRORS
+        return cause.sqlite_errorcode & 0xFF in RETRYABLE_SQLITE_ERRORS  # the primary code
     if getattr(cause, "sqlstate", None) in RETRYABLE_POSTGRESQL_ERRORS:
         return True
     return bool(error.args) and error.args[0] in RETRYABLE_MYSQL_ERRORS
