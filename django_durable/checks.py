@@ -142,12 +142,15 @@ def _check_sqlite(alias: str) -> list[checks.CheckMessage]:
         return []
     options = database.get("OPTIONS", {})
     messages: list[checks.CheckMessage] = []
+    # django_durable works at Django's stock settings (its own transactions begin
+    # IMMEDIATE and are tried again on a lock timeout); these say what makes it better.
     if str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
         messages.append(
             checks.Warning(
-                f"DATABASES[{alias!r}] is SQLite without transaction_mode IMMEDIATE: workers "
-                "and web requests can fail with 'database is locked' when upgrading a read "
-                "transaction to a write.",
+                f"DATABASES[{alias!r}] is SQLite without transaction_mode IMMEDIATE: "
+                "django_durable's own transactions take the write lock up front anyway, but "
+                "your code's transactions that read before they write can fail with "
+                "'database is locked' while a worker writes.",
                 hint="Set OPTIONS = {'transaction_mode': 'IMMEDIATE', ...}.",
                 id="django_durable.W001",
             )
@@ -155,17 +158,19 @@ def _check_sqlite(alias: str) -> list[checks.CheckMessage]:
     if not options.get("timeout"):
         messages.append(
             checks.Warning(
-                f"DATABASES[{alias!r}] is SQLite without a busy timeout: a writer that finds "
-                "the database busy fails at once instead of waiting.",
-                hint="Set OPTIONS = {'timeout': 20, ...} (seconds).",
+                f"DATABASES[{alias!r}] is SQLite without a busy timeout, so Python's 5 s "
+                "applies: a busy moment makes writers give up and django_durable try its "
+                "writes again after a backoff, which costs throughput.",
+                hint="Set OPTIONS = {'timeout': 20, ...} (seconds) so writers wait in line.",
                 id="django_durable.W002",
             )
         )
     if "journal_mode=wal" not in str(options.get("init_command", "")).replace(" ", "").lower():
         messages.append(
             checks.Warning(
-                f"DATABASES[{alias!r}] is SQLite without WAL: readers block the worker's "
-                "writes and the other way round.",
+                f"DATABASES[{alias!r}] is SQLite without WAL: with the rollback journal, "
+                "readers hold up each commit and a commit holds up every reader, so workers "
+                "and web requests take turns.",
                 hint="Set OPTIONS = {'init_command': 'PRAGMA journal_mode=WAL;', ...}.",
                 id="django_durable.W003",
             )

@@ -23,7 +23,7 @@ from .handles import RunHandle
 from .jobs import Job
 from .payloads import to_json
 from .status import RunStatus
-from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
+from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, StorageBusy
 
 logger = logging.getLogger("django_durable")
 
@@ -44,7 +44,10 @@ def execute_run(
     """
     run = claimed.run
     began = time.monotonic()
-    journal = [] if claimed.fresh else storage.load_journal(run.id)
+    try:
+        journal = [] if claimed.fresh else storage.load_journal(run.id)
+    except RunAbandoned as abandoned:
+        return _abandon(storage, claimed, abandoned, Checkpoint())
     ctx = RunContext(
         storage,
         claimed,
@@ -56,8 +59,7 @@ def execute_run(
     try:
         output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
     except RunAbandoned as abandoned:
-        _log_abandoned(claimed, abandoned)
-        return None
+        return _abandon(storage, claimed, abandoned, ctx.take_pending())
     except WorkerStopping:
         return _release(storage, claimed, ctx)
     except RunCancelled:
@@ -82,8 +84,7 @@ def execute_run(
     try:
         storage.complete(claimed.lease, output, pending)
     except RunAbandoned as abandoned:
-        _log_abandoned(claimed, abandoned)
-        return None
+        return _abandon(storage, claimed, abandoned, pending)
     ctx.announce(pending)
     logger.info(
         "run=%s job=%s attempt=%s outcome=completed duration=%.3f",
@@ -117,8 +118,7 @@ def _record_failure(
     try:
         storage.fail(claimed.lease, errors=errors, checkpoint=pending, retry_delay=retry_delay)
     except RunAbandoned as abandoned:
-        _log_abandoned(claimed, abandoned)
-        return None
+        return _abandon(storage, claimed, abandoned, pending)
     ctx.announce(pending)
     outcome = "failed" if retry_delay is None else "retrying"
     logger.log(
@@ -146,6 +146,36 @@ def _log_abandoned(claimed: ClaimedRun, error: RunAbandoned) -> None:
     )
 
 
+def _abandon(
+    storage: Storage, claimed: ClaimedRun, error: RunAbandoned, pending: Checkpoint
+) -> RunStatus | None:
+    """Stop executing the run. When the database only gave up waiting for a lock, nothing
+    was written and the lease is still ours: give the run back with what it had buffered
+    (fenced), so another claim takes it at once, not after a stale-lease recovery. Any
+    other storage error waits for the lease to expire, which counts a recovery, so a run
+    whose writes always fail ends failed instead of looping."""
+    _log_abandoned(claimed, error)
+    if not isinstance(error, StorageBusy):
+        return None
+    try:
+        storage.release(claimed.lease, pending)
+    except RunAbandoned as failed:
+        logger.warning(
+            "run=%s job=%s event=release_failed error=%s",
+            claimed.run.id,
+            claimed.run.job_name,
+            failed,
+        )
+        return None
+    logger.info(
+        "run=%s job=%s attempt=%s outcome=released reason=storage_busy",
+        claimed.run.id,
+        claimed.run.job_name,
+        claimed.run.attempt,
+    )
+    return RunStatus.PENDING
+
+
 def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatus | None:
     released = _end_outside_job(
         storage, claimed, ctx, storage.release, "released reason=worker_stopping"
@@ -166,7 +196,7 @@ def _end_outside_job(
     try:
         write(claimed.lease, pending)
     except RunAbandoned as abandoned:
-        _log_abandoned(claimed, abandoned)
+        _abandon(storage, claimed, abandoned, pending)
         return False
     ctx.announce(pending)
     run = claimed.run

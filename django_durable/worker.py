@@ -206,10 +206,20 @@ class Worker:
                     return
             elif (claimed or runnable) and busy < self.concurrency:
                 continue  # slots still free and runs may be waiting: claim again at once
-            elif self.burst and not claimed and busy == 0:
+            elif self.burst and not claimed and busy == 0 and self._nothing_to_claim():
                 return
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+
+    def _nothing_to_claim(self) -> bool:
+        """--burst exits on the database's word, not on one empty claim: a claim comes back
+        empty while other workers hold the rows it would take, for one."""
+        try:
+            return not self.storage.has_claimable_runs(job_names=self.jobs, queues=self.queues)
+        except DatabaseError as error:
+            logger.warning("worker=%s event=database_error error=%s", self.worker_id, error)
+            close_old_connections()
+            return False  # ask again after the next claim
 
     def _drain(self) -> None:
         """After a stop: keep leases alive while jobs reach a step boundary, up to grace."""

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from ..exceptions import StorageError
 from ..status import RunStatus, StepKind, StepStatus
+
+
+class StorageBusy(StorageError):
+    """The database gave up waiting for a lock, so the write changed nothing.
+
+    The worker gives the run back (a fenced release) for another claim to take at once,
+    rather than leaving it to a stale-lease recovery.
+    """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,7 +210,9 @@ class FencedTransaction(Protocol):
 
 
 class Storage(Protocol):
-    """Everything the engine needs from a database. Fenced methods raise ``LeaseLost``."""
+    """Everything the engine needs from a database. Fenced methods raise ``LeaseLost``,
+    and ``StorageError`` when the database fails: never a plain database error, which a
+    job's code would take for its own."""
 
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Insert a run in the caller's transaction; ``(existing, False)`` on a duplicate
@@ -224,8 +235,16 @@ class Storage(Protocol):
         None), highest priority first, then by ``run_after``, then by id. A run of a job
         in ``timeouts`` (seconds) gets its deadline when first claimed."""
 
+    def has_claimable_runs(
+        self, *, job_names: Collection[str], queues: Sequence[str] | None
+    ) -> bool:
+        """Whether ``claim`` with these job names and queues could take a run now: one is
+        pending with its concurrency key free, or waiting with its wake time passed (by
+        the database clock). ``runworker --burst`` exits only when it is False."""
+
     def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
-        """The whole journal in position order, in one query."""
+        """The whole journal in position order, in one query; ``StorageError`` when the
+        database fails."""
 
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None: ...
 
@@ -246,7 +265,8 @@ class Storage(Protocol):
         what ``waiting_for`` names arrives), giving up the lease."""
 
     def now(self) -> datetime:
-        """The database's clock."""
+        """The database's clock; ``StorageError`` when the database fails (it is read
+        inside a job's durable operations, whose storage errors are never the job's)."""
 
     def send_event(self, run_id: uuid.UUID, name: str, payload: Any) -> None:
         """Store an event for the run and wake it if it waits for that name; ``RunNotFound``

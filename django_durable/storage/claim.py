@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -28,7 +28,7 @@ from .base import ClaimedRun, Lease
 from .claim_pg import claim_postgresql
 from .convert import RUN_FIELDS, run_record
 from .dbclock import DbNow
-from .deadlocks import retry_deadlocks
+from .own_writes import own_write
 from .waits import database_now
 
 
@@ -61,15 +61,14 @@ def claim_runs(
     time_left: dict[Any, float] = {}
 
     def claim_once() -> list[tuple[Run, bool]]:
-        with transaction.atomic(using=alias):
-            if vendor == "sqlite":
-                runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
-            else:
-                runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
-            time_left.update(_set_deadlines(alias, [run for run, _ in runs], timeouts or {}))
-            return runs
+        if vendor == "sqlite":
+            runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
+        else:
+            runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
+        time_left.update(_set_deadlines(alias, [run for run, _ in runs], timeouts or {}))
+        return runs
 
-    runs = retry_deadlocks(alias, claim_once)
+    runs = own_write(alias, claim_once)
     claimed = []
     for run, fresh in runs:
         run.status = RunStatus.RUNNING
@@ -124,12 +123,25 @@ def _key_is_free() -> Any:
 
 
 def _candidates(
-    alias: str, job_names: Collection[str], queues: Sequence[str] | None
+    alias: str,
+    job_names: Collection[str],
+    queues: Sequence[str] | None,
+    status: RunStatus = RunStatus.PENDING,
 ) -> QuerySet[Run]:
-    runs = Run.objects.using(alias).filter(status=RunStatus.PENDING, job_name__in=job_names)
+    runs = Run.objects.using(alias).filter(status=status, job_name__in=job_names)
     if queues is not None:
         runs = runs.filter(queue_name__in=queues)
     return runs.filter(_key_is_free())
+
+
+def claimable_exists(alias: str, job_names: Collection[str], queues: Sequence[str] | None) -> bool:
+    """Is a run a claim with these arguments could take pending, or due to become so?"""
+    if not job_names:
+        return False
+    if _candidates(alias, job_names, queues).exists():
+        return True
+    waiting = _candidates(alias, job_names, queues, RunStatus.WAITING)
+    return waiting.filter(wake_at__lte=DbNow()).exists()
 
 
 def _take_slots(alias: str, runs: list[Run]) -> set[uuid.UUID]:

@@ -13,16 +13,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..exceptions import LeaseLost, RunCancelled, StorageError
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
 from . import prepared
-from .base import Checkpoint, Lease
-from .deadlocks import retry_deadlocks
+from .base import Checkpoint, Lease, StorageBusy
 from .journal_pg import insert_if_leased
+from .own_writes import is_lock_error, own_write
 from .sql import fence_where, insert_rows, set_clause
 
 STEP_COLUMNS = (
@@ -160,11 +160,10 @@ class FencedWriter:
             return
 
         def write_in_transaction() -> None:
-            with transaction.atomic(using=self.alias):
-                self.fence(lease, changes, check_cancel=check_cancel)
-                self.insert(lease, checkpoint)
+            self.fence(lease, changes, check_cancel=check_cancel)
+            self.insert(lease, checkpoint)
 
-        retry_deadlocks(self.alias, write_in_transaction)
+        own_write(self.alias, write_in_transaction)
 
     def _write_one_statement(
         self,
@@ -215,6 +214,10 @@ def storage_errors(lease: Lease) -> Iterator[None]:
     try:
         yield
     except DatabaseError as error:
-        raise StorageError(
-            f"run {lease.run_id}: writing to the database failed: {error}"
-        ) from error
+        raise storage_error(lease, error, "writing to the database failed") from error
+
+
+def storage_error(lease: Lease, error: DatabaseError, what: str) -> StorageError:
+    """``error`` as the StorageError to raise; StorageBusy when it was a lock timeout."""
+    kind = StorageBusy if is_lock_error(error) else StorageError
+    return kind(f"run {lease.run_id}: {what}: {error}")

@@ -17,6 +17,7 @@ from ..exceptions import StorageError
 from ..models import ConcurrencySlot, Run, Step
 from ..notify import announce
 from ..status import RunStatus
+from . import sweeps
 from .base import (
     Checkpoint,
     ClaimedRun,
@@ -28,10 +29,11 @@ from .base import (
     StepRecord,
     WorkerInfo,
 )
-from .claim import claim_runs
+from .claim import claim_runs, claimable_exists
 from .convert import run_record, step_record
 from .dbclock import DbNow
-from .fenced import FencedWriter, storage_errors
+from .fenced import FencedWriter, storage_error, storage_errors
+from .own_writes import own_transaction, own_write, own_write_method
 from .waits import (
     CLEAR_LEASE,
     FencedRunTransaction,
@@ -73,6 +75,8 @@ class ORMStorage:
 
     # -- enqueue and lookups -------------------------------------------------------------
 
+    # Outside a caller's transaction, run again if SQLite stayed locked past its timeout.
+    @own_write_method(atomic=False)
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
         run = new_run_row(new)
         if new.idempotency_key is None:
@@ -111,8 +115,14 @@ class ORMStorage:
         return None if run is None else run_record(run)
 
     def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
-        steps = Step.objects.using(self.alias).filter(run_id=run_id).order_by("position")
-        return [step_record(step) for step in steps]
+        def read() -> list[StepRecord]:
+            steps = Step.objects.using(self.alias).filter(run_id=run_id).order_by("position")
+            return [step_record(step) for step in steps]
+
+        try:
+            return own_write(self.alias, read, atomic=False)
+        except DatabaseError as error:
+            raise StorageError(f"run {run_id}: reading its journal failed: {error}") from error
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -134,6 +144,11 @@ class ORMStorage:
             timeouts=timeouts,
         )
 
+    def has_claimable_runs(
+        self, *, job_names: Collection[str], queues: Sequence[str] | None
+    ) -> bool:
+        return claimable_exists(self.alias, job_names, queues)
+
     # -- fenced writes by the lease holder -------------------------------------------------
 
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None:
@@ -145,7 +160,9 @@ class ORMStorage:
     def fenced_transaction(self, lease: Lease) -> Iterator[FencedRunTransaction]:
         body_failed = False
         try:
-            with transaction.atomic(using=self.alias):
+            # Not run again on a lock error: the body is the job's code. On SQLite it
+            # waits for the write lock at BEGIN, so the job's writes never wait for it.
+            with own_transaction(self.alias):
                 self._fenced.fence(lease, {}, check_cancel=True)
                 try:
                     yield FencedRunTransaction(self.alias, self._fenced, lease)
@@ -155,9 +172,7 @@ class ORMStorage:
         except DatabaseError as error:
             if body_failed:
                 raise
-            raise StorageError(
-                f"run {lease.run_id}: the atomic step's transaction failed: {error}"
-            ) from error
+            raise storage_error(lease, error, "its fenced transaction failed") from error
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None:
         changes = {
@@ -197,7 +212,7 @@ class ORMStorage:
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=retry_delay is None)
             if retry_delay is None:
-                cancel_children(self.alias, lease.run_id)
+                self._cancel_children(lease.run_id)
             elif retry_delay <= 0:
                 announce(self.alias, [lease.queue_name])
 
@@ -206,6 +221,11 @@ class ORMStorage:
         with storage_errors(lease):
             self._fenced.write(lease, changes, checkpoint)
             announce(self.alias, [lease.queue_name])
+
+    def _cancel_children(self, run_id: uuid.UUID) -> None:
+        """After the run's end: each child is cancelled in its own transaction, and doing
+        it all again after a lock error skips children already cancelled."""
+        own_write(self.alias, lambda: cancel_children(self.alias, run_id), atomic=False)
 
     def _end(
         self, lease: Lease, changes: dict[str, Any], checkpoint: Checkpoint, *, frees_slot: bool
@@ -216,7 +236,8 @@ class ORMStorage:
         if not (keyed or has_parent):
             self._fenced.write(lease, changes, checkpoint)
             return
-        with transaction.atomic(using=self.alias):
+
+        def end() -> None:
             self._fenced.write(lease, changes, checkpoint)
             if keyed:
                 ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
@@ -224,6 +245,8 @@ class ORMStorage:
             if has_parent:
                 assert lease.parent_id is not None
                 wake_parent_if_ready(self.alias, lease.parent_id)
+
+        own_write(self.alias, end)
 
     def suspend(
         self,
@@ -242,13 +265,19 @@ class ORMStorage:
             )
 
     def now(self) -> datetime:
-        return database_now(self.alias)
+        try:
+            return own_write(self.alias, lambda: database_now(self.alias), atomic=False)
+        except DatabaseError as error:
+            raise StorageError(f"reading the database clock failed: {error}") from error
 
+    # The functions in waits.py open their own transaction (own_transaction).
+    @own_write_method(atomic=False)
     def send_event(self, run_id: uuid.UUID, name: str, payload: Any) -> None:
         send_event(self.alias, run_id, name, payload)
 
     # -- housekeeping any worker does ------------------------------------------------------
 
+    @own_write_method(atomic=False)  # an UPDATE and a SELECT, both safe to run again
     def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
         if not run_ids:
             return Heartbeat(renewed=0, cancel_requested=frozenset())
@@ -269,115 +298,31 @@ class ORMStorage:
         }
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, frees_slot=True)
-            cancel_children(self.alias, lease.run_id)
+            self._cancel_children(lease.run_id)
 
+    @own_write_method(atomic=False)
     def cancel(self, run_id: uuid.UUID) -> None:
         cancel(self.alias, run_id)
 
+    @own_write_method(atomic=False)
     def retry(self, run_id: uuid.UUID) -> None:
         retry(self.alias, run_id)
 
+    @own_write_method(atomic=False)
     def restart(self, run_id: uuid.UUID) -> None:
         restart(self.alias, run_id)
 
+    @own_write_method()
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
-        expired = dict(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
-        columns = ("pk", "recoveries", "errors", "attempt", "queue_name", "cancel_requested")
-        with transaction.atomic(using=self.alias):
-            stale = self._runs().filter(**expired).order_by("lease_expires_at")
-            if self._vendor != "sqlite":
-                stale = stale.select_for_update(skip_locked=True)
-            rows = [
-                dict(zip(columns, row, strict=True)) for row in stale.values_list(*columns)[:limit]
-            ]
-            requeue = [
-                row
-                for row in rows
-                if not row["cancel_requested"] and row["recoveries"] < max_recoveries
-            ]
-            if requeue:
-                self._runs().filter(pk__in=[row["pk"] for row in requeue], **expired).update(
-                    status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **CLEAR_LEASE
-                )
-                announce(self.alias, [row["queue_name"] for row in requeue])
-            failed: list[uuid.UUID] = []
-            cancelled: list[uuid.UUID] = []
-            for row in rows:
-                if row in requeue:
-                    continue
-                ending: dict[str, Any] = {"finished_at": timezone.now(), **CLEAR_LEASE}
-                if row["cancel_requested"]:
-                    ending["status"] = RunStatus.CANCELLED
-                else:
-                    ending["status"] = RunStatus.FAILED
-                    ending["errors"] = [*row["errors"], _worker_lost(row, max_recoveries)]
-                if self._runs().filter(pk=row["pk"], **expired).update(**ending):
-                    (cancelled if row["cancel_requested"] else failed).append(row["pk"])
-            for run_id in failed + cancelled:
-                self._after_end(run_id)
-        return StaleSweep(
-            requeued=[row["pk"] for row in requeue], failed=failed, cancelled=cancelled
-        )
+        return sweeps.recover_stale(self.alias, max_recoveries=max_recoveries, limit=limit)
 
-    def _after_end(self, run_id: uuid.UUID) -> None:
-        """Free the key of a run ended outside its worker, and wake a waiting parent."""
-        ConcurrencySlot.objects.using(self.alias).filter(run_id=run_id).delete()
-        parent_id = self._runs().filter(pk=run_id).values_list("parent_id", flat=True).first()
-        if parent_id is not None:
-            wake_parent_if_ready(self.alias, parent_id)
-
+    @own_write_method()
     def fail_overdue(self, *, limit: int) -> list[uuid.UUID]:
-        overdue = dict(
-            status__in=[RunStatus.RUNNING, RunStatus.WAITING],
-            deadline__isnull=False,
-            deadline__lt=DbNow(),
-        )
-        failed = []
-        with transaction.atomic(using=self.alias):
-            rows = self._runs().filter(**overdue).order_by("deadline")
-            if self._vendor != "sqlite":
-                rows = rows.select_for_update(skip_locked=True)
-            for pk, errors, attempt, deadline in rows.values_list(
-                "pk", "errors", "attempt", "deadline"
-            )[:limit]:
-                timed_out = {
-                    "attempt": attempt,
-                    "type": "django_durable.exceptions.RunTimedOut",
-                    "message": f"the run's deadline {deadline} passed",
-                    "traceback": "",
-                }
-                ended = (
-                    self._runs()
-                    .filter(pk=pk, **overdue)
-                    .update(
-                        status=RunStatus.FAILED,
-                        errors=[*errors, timed_out],
-                        finished_at=timezone.now(),
-                        wake_at=None,
-                        waiting_for=None,
-                        **CLEAR_LEASE,
-                    )
-                )
-                if ended:
-                    failed.append(pk)
-                    cancel_children(self.alias, pk)
-                    self._after_end(pk)
-        return failed
+        return sweeps.fail_overdue(self.alias, limit=limit)
 
+    @own_write_method(atomic=False)  # a SELECT and a conditional UPDATE
     def promote_due(self, *, limit: int) -> int:
-        due = dict(status=RunStatus.WAITING, wake_at__lte=DbNow())
-        rows = list(
-            self._runs().filter(**due).order_by("wake_at").values_list("pk", "queue_name")[:limit]
-        )
-        if not rows:
-            return 0
-        promoted = (
-            self._runs()
-            .filter(pk__in=[pk for pk, _ in rows], **due)
-            .update(status=RunStatus.PENDING, wake_at=None, waiting_for=None)
-        )
-        announce(self.alias, [queue_name for _, queue_name in rows])
-        return promoted
+        return sweeps.promote_due(self.alias, limit=limit)
 
     def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
         rows = (
@@ -390,18 +335,10 @@ class ORMStorage:
         )
         return {row["job_name"]: row["count"] for row in rows}
 
+    @own_write_method(atomic=False)
     def worker_seen(self, info: WorkerInfo) -> None:
         worker_seen(self.alias, info)
 
+    @own_write_method(atomic=False)
     def worker_stopped(self, worker_id: str) -> None:
         worker_stopped(self.alias, worker_id)
-
-
-def _worker_lost(row: dict[str, Any], max_recoveries: int) -> dict[str, Any]:
-    return {
-        "attempt": row["attempt"],
-        "type": "django_durable.WorkerLost",
-        "message": f"the run's worker stopped heartbeating {row['recoveries'] + 1} times "
-        f"(DURABLE['MAX_RECOVERIES'] is {max_recoveries})",
-        "traceback": "",
-    }

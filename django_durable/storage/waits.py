@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from ..status import FINISHED_STATUSES, RunStatus
 from .base import Checkpoint, ChildState, Lease, NewRun
 from .dbclock import DbNow
 from .fenced import FencedWriter, storage_errors
+from .own_writes import own_transaction
 
 CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
@@ -82,22 +83,29 @@ class FencedRunTransaction:
                 )
             self.writer.insert(self.lease, checkpoint)
 
+    # Each method is the library's own work inside the job's operation: a database error
+    # here is a StorageError (the run is given up), never the job's failure.
+
     def take_event(self, name: str) -> tuple[bool, Any]:
-        events = RunEvent.objects.using(self.alias).filter(
-            run_id=self.lease.run_id, name=name, consumed_at__isnull=True
-        )
-        event = events.order_by("id").select_for_update().first()
-        if event is None:
-            return False, None
-        RunEvent.objects.using(self.alias).filter(pk=event.pk).update(consumed_at=timezone.now())
-        return True, event.payload
+        with storage_errors(self.lease):
+            events = RunEvent.objects.using(self.alias).filter(
+                run_id=self.lease.run_id, name=name, consumed_at__isnull=True
+            )
+            event = events.order_by("id").select_for_update().first()
+            if event is None:
+                return False, None
+            RunEvent.objects.using(self.alias).filter(pk=event.pk).update(
+                consumed_at=timezone.now()
+            )
+            return True, event.payload
 
     def children(self, ids: Sequence[uuid.UUID]) -> list[ChildState]:
-        rows = (
-            Run.objects.using(self.alias)
-            .filter(pk__in=list(ids))
-            .values_list("pk", "status", "output", "errors")
-        )
+        with storage_errors(self.lease):
+            rows = list(
+                Run.objects.using(self.alias)
+                .filter(pk__in=list(ids))
+                .values_list("pk", "status", "output", "errors")
+            )
         found = {pk: (status, output, errors) for pk, status, output, errors in rows}
         return [
             ChildState(
@@ -111,7 +119,8 @@ class FencedRunTransaction:
 
     def create_runs(self, runs: Sequence[NewRun]) -> list[uuid.UUID]:
         rows = [new_run_row(new) for new in runs]
-        Run.objects.using(self.alias).bulk_create(rows)
+        with storage_errors(self.lease):
+            Run.objects.using(self.alias).bulk_create(rows)
         announce(self.alias, {row.queue_name for row in rows if row.status == RunStatus.PENDING})
         return [row.pk for row in rows]
 
@@ -128,7 +137,7 @@ class FencedRunTransaction:
 
 
 def send_event(alias: str, run_id: uuid.UUID, name: str, payload: Any) -> None:
-    with transaction.atomic(using=alias):
+    with own_transaction(alias):
         run = (
             Run.objects.using(alias)
             .select_for_update()
@@ -206,7 +215,7 @@ def cancel(alias: str, run_id: uuid.UUID) -> None:
     Pending and waiting runs end at once; a running one gets a cancel request that its
     worker acts on at the next operation. Raises ``RunNotFound``.
     """
-    with transaction.atomic(using=alias):
+    with own_transaction(alias):
         if not Run.objects.using(alias).select_for_update().filter(pk=run_id).exists():
             raise RunNotFound(f"no run with id {run_id}")
         frontier = [run_id]
@@ -242,7 +251,7 @@ def cancel(alias: str, run_id: uuid.UUID) -> None:
 
 def retry(alias: str, run_id: uuid.UUID) -> None:
     """Make a failed or cancelled run pending again as its next attempt."""
-    with transaction.atomic(using=alias):
+    with own_transaction(alias):
         run = (
             Run.objects.using(alias)
             .select_for_update()
@@ -273,7 +282,7 @@ def restart(alias: str, run_id: uuid.UUID) -> None:
     Every step runs again; events it consumed are back in its mailbox, so waits see them
     as the first execution did. Logs and the error history stay, tagged by attempt.
     """
-    with transaction.atomic(using=alias):
+    with own_transaction(alias):
         run = (
             Run.objects.using(alias)
             .select_for_update()

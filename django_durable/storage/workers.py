@@ -6,11 +6,12 @@ same thing to every worker and to the admin whatever their machines' clocks say.
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from ..models import Worker
 from .base import WorkerInfo
 from .dbclock import DbNow
+from .own_writes import own_transaction
 
 # Rows of workers unseen for this long are deleted when another worker registers, so
 # restarts do not pile up rows forever.
@@ -23,7 +24,7 @@ def worker_seen(alias: str, info: WorkerInfo) -> None:
         return
     # First beat, or the row was forgotten while this worker could not reach the database.
     try:
-        with transaction.atomic(using=alias):
+        with own_transaction(alias):
             workers.filter(last_seen_at__lt=DbNow(-FORGET_AFTER)).delete()
             workers.create(
                 worker_id=info.worker_id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -153,6 +153,38 @@ class StorageConformance:
         assert record.status == RunStatus.WAITING
         assert storage.promote_due(limit=10) == 0
         assert storage.claim(owner="w", job_names=[JOB], queues=None, limit=1) == []
+
+    def test_has_claimable_runs_is_the_claims_view_of_the_database(self, storage: Storage) -> None:
+        def claimable(job_names: Sequence[str] = (JOB,), queues: list[str] | None = None) -> bool:
+            return storage.has_claimable_runs(job_names=list(job_names), queues=queues)
+
+        assert not claimable()
+        storage.enqueue(new_run(run_after=timezone.now() + timedelta(hours=1)))
+        assert not claimable()  # waiting, not due
+        storage.enqueue(new_run(queue_name="emails"))
+        assert claimable() and claimable(queues=["emails"])
+        assert not claimable(queues=["default"]) and not claimable(job_names=[OTHER_JOB])
+        assert not claimable(job_names=[])
+        self.claim_one(storage)
+        assert not claimable()  # running runs are not claimable
+        storage.enqueue(new_run(concurrency_key="k"))
+        storage.enqueue(new_run(concurrency_key="k"))
+        holder = self.claim_one(storage)
+        assert not claimable()  # pending, but its key is held
+        storage.complete(holder.lease, None, Checkpoint())
+        assert claimable()
+        sibling = self.claim_one(storage)
+        storage.suspend(sibling.lease, Checkpoint(), wake_at=None, waiting_for={"event": "e"})
+        assert not claimable()  # waits for an event, keeping its key
+        storage.send_event(sibling.run.id, "e", None)
+        assert claimable()
+        woken = self.claim_one(storage)
+        # Its wake time passed by the database clock: claimable before a sweep promotes it.
+        storage.suspend(woken.lease, Checkpoint(), wake_at=storage.now() - timedelta(seconds=1))
+        assert claimable()
+        assert storage.promote_due(limit=10) == 1
+        assert self.claim_one(storage).run.id == sibling.run.id
+        assert not claimable()
 
     # -- fenced writes ---------------------------------------------------------------------
 
