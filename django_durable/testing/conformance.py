@@ -301,10 +301,11 @@ class StorageConformance:
 
     def test_stale_lease_is_recovered_and_fenced_out(self, storage: Storage) -> None:
         storage.enqueue(new_run())
-        with override_settings(DURABLE={"STALE_AFTER": 0.2}):
+        # Long enough that a loaded machine still sweeps before the lease expires.
+        with override_settings(DURABLE={"STALE_AFTER": 1.0}):
             dead = self.claim_one(storage, owner="dead")
             assert storage.recover_stale(max_recoveries=5, limit=10).requeued == []
-            time.sleep(0.5)
+            time.sleep(1.2)
             sweep = storage.recover_stale(max_recoveries=5, limit=10)
         assert sweep.requeued == [dead.run.id] and sweep.failed == []
         record = storage.get_run(dead.run.id)
@@ -317,10 +318,11 @@ class StorageConformance:
 
     def test_heartbeat_keeps_a_lease_from_going_stale(self, storage: Storage) -> None:
         storage.enqueue(new_run())
-        with override_settings(DURABLE={"STALE_AFTER": 0.6}):
+        # Four beats outlast STALE_AFTER; each comes well inside it, even on a loaded machine.
+        with override_settings(DURABLE={"STALE_AFTER": 1.5}):
             claimed = self.claim_one(storage, owner="w1")
             for _ in range(4):
-                time.sleep(0.25)
+                time.sleep(0.4)
                 assert storage.heartbeat("w1", [claimed.run.id]).renewed == 1
             assert storage.recover_stale(max_recoveries=5, limit=10).requeued == []
 
