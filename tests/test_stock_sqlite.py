@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.workers import ROOT, wait_until
+from tests.workers import ROOT, LoggedProcess, wait_until
 
 pytestmark = pytest.mark.skipif(
     not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
@@ -126,35 +126,15 @@ class StockProject:
         return Counter(tuple(line.split()) for line in lines)  # type: ignore[misc]
 
 
-class Worker:
+class Worker(LoggedProcess):
+    """``manage.py runworker`` in the stock project."""
+
     def __init__(self, project: StockProject, log_path: Path, args: tuple[str, ...]) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115  (closed in wait())
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runworker", "-v", "2", *args],
-            cwd=project.path,
-            env=project.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        command = [sys.executable, "manage.py", "runworker", "-v", "2", *args]
+        super().__init__(log_path, command, cwd=project.path, env=project.env)
 
     def wait(self, timeout: float = 60) -> int:
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.wait()
-
-    def terminate(self) -> int:
-        self.process.terminate()
-        return self.wait()
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text()
+        return super().wait(timeout)
 
 
 def make_project(where: Path, durable: dict[str, object] | None = None) -> StockProject:

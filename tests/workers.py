@@ -14,25 +14,16 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class WorkerProcess:
-    def __init__(self, log_path: Path, *args: str, stale_after: float = 2.0, **env: str) -> None:
+class LoggedProcess:
+    """A subprocess whose output goes to ``log_path``."""
+
+    def __init__(
+        self, log_path: Path, command: list[str], *, cwd: Path, env: dict[str, str]
+    ) -> None:
         self.log_path = log_path
-        process_env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONPATH": str(ROOT),
-            # The test database, which pytest-django created under another name.
-            "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-            "DURABLE_TEST_STALE_AFTER": str(stale_after),
-            **env,
-        }
         self._log = open(log_path, "w")  # noqa: SIM115  (closed in wait())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "runworker", "-v", "2", *args],
-            cwd=ROOT,
-            env=process_env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def kill(self) -> None:
@@ -52,6 +43,23 @@ class WorkerProcess:
     @property
     def output(self) -> str:
         return self.log_path.read_text()
+
+
+class WorkerProcess(LoggedProcess):
+    """``runworker`` on the test suite's settings and test database."""
+
+    def __init__(self, log_path: Path, *args: str, stale_after: float = 2.0, **env: str) -> None:
+        process_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PYTHONPATH": str(ROOT),
+            # The test database, which pytest-django created under another name.
+            "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+            "DURABLE_TEST_STALE_AFTER": str(stale_after),
+            **env,
+        }
+        command = [sys.executable, "-m", "django", "runworker", "-v", "2", *args]
+        super().__init__(log_path, command, cwd=ROOT, env=process_env)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
