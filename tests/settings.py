@@ -78,6 +78,21 @@ if os.environ.get("DURABLE_TEST_PGBOUNCER_URL") and database["ENGINE"].endswith(
     else:
         DATABASES["pgbouncer"] = {**pooled, "TEST": {"MIRROR": "default"}}
 
+# The django.tasks backend under its own alias, so "default" stays Django's default and
+# other tests see no change; tests/testapp/tasks.py declares its tasks with backend="durable".
+TASKS = {
+    "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    "durable": {
+        "BACKEND": "django_durable.tasks.DurableBackend",
+        "QUEUES": ["default", "other"],
+    },
+}
+try:
+    import django.tasks  # noqa: F401
+except ImportError:  # Django 5.2: the django-tasks backport, an app of its own
+    INSTALLED_APPS.append("django_tasks")
+    TASKS["default"]["BACKEND"] = "django_tasks.backends.immediate.ImmediateBackend"
+
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),
     "POLL_INTERVAL": 0.1,
