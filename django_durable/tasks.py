@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.conf import settings
 from django.core import checks
@@ -34,7 +34,7 @@ from . import signals
 from .conf import durable_settings
 from .context import RunContext
 from .exceptions import InvalidRunId, RunNotFound
-from .handles import RunHandle, get_run, parse_run_id
+from .handles import RunHandle, get_run
 from .jobs import Job, get_job, job
 from .models import Run
 from .status import RunStatus
@@ -42,13 +42,13 @@ from .status import RunStatus
 if TYPE_CHECKING:
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
-    from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+    from django.tasks.exceptions import TaskResultDoesNotExist
     from django.tasks.signals import task_enqueued, task_finished, task_started
 else:
     try:
         from django.tasks.backends.base import BaseTaskBackend
         from django.tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
-        from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+        from django.tasks.exceptions import TaskResultDoesNotExist
         from django.tasks.signals import task_enqueued, task_finished, task_started
     except ImportError:  # Django 5.2: the django-tasks backport, same API
         try:
@@ -60,7 +60,6 @@ else:
                 TaskResult,
                 TaskResultStatus,
             )
-            from django_tasks.exceptions import InvalidTaskError as InvalidTask
             from django_tasks.exceptions import TaskResultDoesNotExist
             from django_tasks.signals import task_enqueued, task_finished, task_started
         except ImportError as error:
@@ -73,7 +72,10 @@ else:
 __all__ = ["DurableBackend", "DurableTaskContext"]
 
 # The stubs make TaskContext generic; at runtime it is a plain class.
-_TaskContextBase = TaskContext[..., Any] if TYPE_CHECKING else TaskContext
+if TYPE_CHECKING:
+    _TaskContextBase: TypeAlias = TaskContext[..., Any]
+else:
+    _TaskContextBase = TaskContext
 
 CANCELLED_CLASS_PATH = "django_durable.exceptions.RunCancelled"
 
@@ -81,7 +83,8 @@ CANCELLED_CLASS_PATH = "django_durable.exceptions.RunCancelled"
 _tasks: dict[str, Task[..., Any]] = {}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+# The stubs do not declare TaskContext a (frozen) dataclass, as it is at runtime.
+@dataclass(frozen=True, slots=True, kw_only=True)  # type: ignore[misc]
 class DurableTaskContext(_TaskContextBase):
     """What a ``takes_context=True`` task receives: Django's ``TaskContext`` plus
     ``durable``, the run context, for steps, sleeps and events inside a plain task."""

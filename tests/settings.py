@@ -80,18 +80,20 @@ if os.environ.get("DURABLE_TEST_PGBOUNCER_URL") and database["ENGINE"].endswith(
 
 # The django.tasks backend under its own alias, so "default" stays Django's default and
 # other tests see no change; tests/testapp/tasks.py declares its tasks with backend="durable".
+try:
+    import django.tasks  # noqa: F401
+
+    TASKS_PACKAGE = "django.tasks"
+except ImportError:  # Django 5.2: the django-tasks backport, an app of its own
+    TASKS_PACKAGE = "django_tasks"
+    INSTALLED_APPS.append("django_tasks")
 TASKS = {
-    "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    "default": {"BACKEND": f"{TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
     "durable": {
         "BACKEND": "django_durable.tasks.DurableBackend",
         "QUEUES": ["default", "other"],
     },
 }
-try:
-    import django.tasks  # noqa: F401
-except ImportError:  # Django 5.2: the django-tasks backport, an app of its own
-    INSTALLED_APPS.append("django_tasks")
-    TASKS["default"]["BACKEND"] = "django_tasks.backends.immediate.ImmediateBackend"
 
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),
