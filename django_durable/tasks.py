@@ -84,8 +84,8 @@ _tasks: dict[str, Task[..., Any]] = {}
 
 
 # The stubs do not declare TaskContext a (frozen) dataclass, as it is at runtime.
-@dataclass(frozen=True, slots=True, kw_only=True)  # type: ignore[misc]
-class DurableTaskContext(_TaskContextBase):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DurableTaskContext(_TaskContextBase):  # type: ignore[misc]
     """What a ``takes_context=True`` task receives: Django's ``TaskContext`` plus
     ``durable``, the run context, for steps, sleeps and events inside a plain task."""
 
