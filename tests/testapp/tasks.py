@@ -1,15 +1,15 @@
 """django.tasks tasks the suite runs through DurableBackend (the "durable" TASKS alias),
 named as in Django's own tests/tasks/ suite. Autodiscovered in workers like jobs.py."""
 
-import os
 import time
+from datetime import timedelta
 
 try:
     from django.tasks import task
 except ImportError:  # Django 5.2: the django-tasks backport
     from django_tasks import task
 
-from .jobs import counted
+from .jobs import counted, executions
 
 BACKEND = "durable"
 
@@ -49,14 +49,14 @@ def test_context(context, attempt):
 
 @task(backend=BACKEND, takes_context=True)
 def two_checkpoints(context, pause=0.0):
-    """Two counted steps, then (after ``pause``) a third: a kill during the pause must
-    not run the first two again."""
+    """Two counted steps, then a third that pauses the first time it runs: a kill during
+    the pause must not run the first two again."""
     ctx = context.durable
     first = ctx.step("first", counted(ctx, "first"))
     second = ctx.step("second", counted(ctx, "second"))
 
     def paused():
-        if pause and not os.environ.get("DURABLE_TEST_RESUMED"):
+        if executions(ctx.run_id, "third") == 1:
             time.sleep(pause)
         return "third"
 
@@ -67,3 +67,9 @@ def two_checkpoints(context, pause=0.0):
 @task(backend=BACKEND, queue_name="other")
 def other_queue_task():
     return "other"
+
+
+@task(backend=BACKEND, takes_context=True)
+def nap(context):
+    context.durable.sleep("nap", timedelta(hours=1))
+    return "rested"
