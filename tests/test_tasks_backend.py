@@ -186,7 +186,7 @@ def test_invalid_priority_or_queue_is_refused_where_it_is_written():
 
 def test_naive_run_after_with_use_tz_is_refused():
     with pytest.raises(InvalidTask, match="aware"):
-        tasks.noop_task.using(run_after=datetime(2030, 1, 1))  # noqa: DTZ001
+        tasks.noop_task.using(run_after=datetime(2030, 1, 1))
 
 
 @pytest.mark.django_db
