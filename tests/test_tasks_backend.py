@@ -6,13 +6,16 @@ named as in Django's own tests/tasks/ suite.
 
 from __future__ import annotations
 
+import importlib
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
 from django_durable import RunStatus, cancel_run
@@ -33,6 +36,8 @@ except ImportError:  # Django 5.2: the django-tasks backport
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
     from django_tasks.exceptions import TaskResultDoesNotExist
     from django_tasks.signals import task_enqueued, task_finished, task_started
+
+SNIPPETS = Path(__file__).resolve().parent.parent / "docs" / "snippets"
 
 
 def backend() -> DurableBackend:
@@ -344,3 +349,41 @@ def test_sigkill_during_a_context_task_resumes_without_rerunning_its_steps(tmp_p
     assert executions(result.id, "second") == 1
     assert executions(result.id, "third") == 2  # in flight at the kill: ran again
     assert Run.objects.get(pk=result.id).recoveries == 1
+
+
+def test_the_settings_sample_configures_the_backend():
+    namespace: dict[str, Any] = {}
+    exec((SNIPPETS / "settings_tasks.py").read_text(), namespace)
+    with override_settings(TASKS=namespace["TASKS"]):
+        configured = task_backends["default"]
+        assert isinstance(configured, DurableBackend)
+        assert configured.queues == {"default", "emails"}
+        assert configured.check() == []
+
+
+@pytest.mark.django_db
+def test_the_guides_tasks_and_views_run_as_it_says():
+    pytest.importorskip("django.tasks", reason="the guide's samples import django.tasks")
+    from docs.snippets.stand_ins import mailer
+
+    thanked_before = mailer.sent.count("thanks 7")
+    with override_settings(TASKS={"default": {"BACKEND": "django_durable.tasks.DurableBackend"}}):
+        shop_tasks = importlib.import_module("docs.snippets.tasks.tasks")
+        views = importlib.import_module("docs.snippets.tasks.views")
+        response = views.order_paid(RequestFactory().post("/"), order_id=7)
+        result_id = json.loads(response.content)["task"]
+        assert json.loads(views.task_status(RequestFactory().get("/"), result_id).content) == {
+            "status": "READY",
+            "errors": [],
+        }
+        run_until_idle()
+        assert json.loads(views.task_status(RequestFactory().get("/"), result_id).content) == {
+            "status": "SUCCESSFUL",
+            "errors": [],
+            "value": "thanks-7",
+        }
+        (follow,) = Run.objects.filter(job_name=shop_tasks.follow_up.module_path)
+        assert follow.priority == 10
+        # Thanked, then asleep for a week: a run that started and waits reads RUNNING.
+        assert shop_tasks.follow_up.get_result(str(follow.id)).status == TaskResultStatus.RUNNING
+        assert mailer.sent.count("thanks 7") - thanked_before == 2
