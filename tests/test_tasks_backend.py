@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,8 @@ except ImportError:  # Django 5.2: the django-tasks backport
     from django_tasks.exceptions import TaskResultDoesNotExist
     from django_tasks.signals import task_enqueued, task_finished, task_started
 
-SNIPPETS = Path(__file__).resolve().parent.parent / "docs" / "snippets"
+ROOT = Path(__file__).resolve().parent.parent
+SNIPPETS = ROOT / "docs" / "snippets"
 
 
 def backend() -> DurableBackend:
@@ -387,3 +391,30 @@ def test_the_guides_tasks_and_views_run_as_it_says():
         # Thanked, then asleep for a week: a run that started and waits reads RUNNING.
         assert shop_tasks.follow_up.get_result(str(follow.id)).status == TaskResultStatus.RUNNING
         assert mailer.sent.count("thanks 7") - thanked_before == 2
+
+
+def test_without_django_tasks_or_the_backport_the_configured_backend_says_what_to_install():
+    # A fresh interpreter in which neither package can be imported.
+    script = (
+        "import sys\n"
+        "sys.modules['django.tasks'] = None\n"
+        "sys.modules['django_tasks'] = None\n"
+        "import django\n"
+        "from django.conf import settings\n"
+        "settings.configure(\n"
+        "    INSTALLED_APPS=['django_durable'],\n"
+        "    DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}},\n"
+        "    TASKS={'default': {'BACKEND': 'django_durable.tasks.DurableBackend'}},\n"
+        ")\n"
+        "try:\n"
+        "    django.setup()\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "ImproperlyConfigured" in done.stdout, done.stdout + done.stderr
+    assert "pip install 'django-durable-runs[tasks]'" in done.stdout
