@@ -33,10 +33,12 @@ from django.utils import timezone
 from . import signals
 from .conf import durable_settings
 from .context import RunContext
+from .durations import optional_timedelta
 from .exceptions import InvalidRunId, RunNotFound
 from .handles import RunHandle, get_run
 from .jobs import Job, get_job, job
 from .models import Run
+from .retry import RetryPolicy
 from .status import RunStatus
 
 if TYPE_CHECKING:
@@ -109,10 +111,14 @@ class DurableBackend(BaseTaskBackend):
     # The claim order is priority first, the same -100..100 range as django.tasks.
     supports_priority = True
 
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.job_options = _job_options(alias, self.options)
+
     def validate_task(self, task: Task[..., Any]) -> None:
         """Django's checks, then register the task's job (see the module docstring)."""
         super().validate_task(task)
-        _register_task(task)
+        _register_task(task, self.job_options.get(task.module_path, {}))
 
     def enqueue(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
@@ -172,12 +178,41 @@ class DurableBackend(BaseTaskBackend):
         return errors
 
 
-def _register_task(task: Task[..., Any]) -> Job:
+def _job_options(alias: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``OPTIONS["TASKS"]``: per task path, the run-level options a task cannot express
+    (``retry``, a RetryPolicy; ``timeout``, a timedelta or seconds), checked here."""
+    where = f"TASKS[{alias!r}]['OPTIONS']"
+    if set(options) - {"TASKS"}:
+        raise ImproperlyConfigured(f"{where} takes only 'TASKS', got {sorted(options)}")
+    per_task = options.get("TASKS", {})
+    if not isinstance(per_task, dict):
+        raise ImproperlyConfigured(f"{where}['TASKS'] must be a dict of task path -> options")
+    checked: dict[str, dict[str, Any]] = {}
+    for path, given in per_task.items():
+        if not isinstance(given, dict) or set(given) - {"retry", "timeout"}:
+            raise ImproperlyConfigured(
+                f"{where}['TASKS'][{path!r}] must be a dict with 'retry' and/or 'timeout', "
+                f"got {given!r}"
+            )
+        retry = given.get("retry")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ImproperlyConfigured(
+                f"{where}['TASKS'][{path!r}]['retry'] must be a RetryPolicy, got {retry!r}"
+            )
+        try:
+            timeout = optional_timedelta(given.get("timeout"), "timeout", positive=True)
+        except (TypeError, ValueError) as error:
+            raise ImproperlyConfigured(f"{where}['TASKS'][{path!r}]: {error}") from None
+        checked[path] = {"retry": retry, "timeout": timeout}
+    return checked
+
+
+def _register_task(task: Task[..., Any], options: dict[str, Any]) -> Job:
     path = task.module_path
     known = _tasks.get(path)
     if known is not None and known.func is task.func and known.takes_context == task.takes_context:
         return get_job(path)
-    registered = job(name=path)(_job_function(task))
+    registered = job(name=path, **options)(_job_function(task))
     _tasks[path] = task
     return registered
 
@@ -187,7 +222,7 @@ def _job_function(task: Task[..., Any]) -> Callable[..., Any]:
 
     def run_task(ctx: RunContext, *args: Any, **kwargs: Any) -> Any:
         result = _result(task, get_run(ctx.run_id), worker_ids=_lease_owner(ctx.run_id))
-        task_started.send(sender=DurableBackend, task_result=result)
+        task_started.send(sender=type(task.get_backend()), task_result=result)
         if task.takes_context:
             context = DurableTaskContext(task_result=result, durable=ctx)
             return task.func(context, *args, **kwargs)
@@ -271,7 +306,7 @@ def _announce_finished(sender: Any, run: RunHandle, **kwargs: Any) -> None:
     task = _tasks.get(run.job_name)
     if task is not None:
         result = _result(task, run, worker_ids=[])
-        task_finished.send(sender=DurableBackend, task_result=result)
+        task_finished.send(sender=type(task.get_backend()), task_result=result)
 
 
 signals.run_completed.connect(_announce_finished, dispatch_uid="django_durable.tasks.completed")

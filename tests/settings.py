@@ -5,6 +5,8 @@ from pathlib import Path
 
 import environ
 
+from django_durable import RetryPolicy
+
 BASE_DIR = Path(__file__).resolve().parent
 env = environ.Env()
 
@@ -92,6 +94,14 @@ TASKS = {
     "durable": {
         "BACKEND": "django_durable.tasks.DurableBackend",
         "QUEUES": ["default", "other"],
+        "OPTIONS": {
+            "TASKS": {
+                "tests.testapp.tasks.flaky_task": {
+                    "retry": RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+                },
+                "tests.testapp.tasks.hang": {"timeout": 0.5},
+            }
+        },
     },
 }
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
@@ -233,6 +234,42 @@ def test_context_durable_checkpoints_steps():
     assert [s.name for s in steps] == ["first", "second", "third"]
 
 
+@pytest.mark.django_db
+def test_options_give_a_task_a_retry_policy():
+    result = tasks.flaky_task.enqueue()
+    run_until_idle()
+    final = backend().get_result(result.id)
+    assert final.status == TaskResultStatus.SUCCESSFUL
+    assert final.return_value == 2
+    (first_attempt,) = final.errors
+    assert first_attempt.exception_class_path == "builtins.ConnectionError"
+
+
+@pytest.mark.django_db
+def test_options_give_a_task_a_timeout():
+    result = tasks.hang.enqueue()
+    run_until_idle()
+    final = backend().get_result(result.id)
+    assert final.status == TaskResultStatus.FAILED
+    assert final.errors[-1].exception_class_path == "django_durable.exceptions.RunTimedOut"
+    assert Step.objects.filter(run_id=result.id, name="never").count() == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"RETRY": {}},
+        {"TASKS": ["a.b"]},
+        {"TASKS": {"a.b": {"retries": 3}}},
+        {"TASKS": {"a.b": {"retry": {"max_attempts": 3}}}},
+        {"TASKS": {"a.b": {"timeout": -1}}},
+    ],
+)
+def test_bad_options_are_refused_when_the_backend_is_made(options):
+    with pytest.raises(ImproperlyConfigured):
+        DurableBackend("bad", {"OPTIONS": options})
+
+
 class Recorder:
     """Every django.tasks and django_durable run signal, in the order they arrive."""
 
@@ -363,6 +400,16 @@ def test_the_settings_sample_configures_the_backend():
         assert isinstance(configured, DurableBackend)
         assert configured.queues == {"default", "emails"}
         assert configured.check() == []
+
+
+def test_the_options_sample_makes_a_backend_with_that_policy():
+    namespace: dict[str, Any] = {}
+    exec((SNIPPETS / "settings_tasks_options.py").read_text(), namespace)
+    params = namespace["TASKS"]["default"]
+    made = DurableBackend("default", params)
+    options = made.job_options["shop.tasks.send_thanks"]
+    assert options["retry"].max_attempts == 5
+    assert options["timeout"] == timedelta(minutes=2)
 
 
 @pytest.mark.django_db

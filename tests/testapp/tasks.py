@@ -73,3 +73,18 @@ def other_queue_task():
 def nap(context):
     context.durable.sleep("nap", timedelta(hours=1))
     return "rested"
+
+
+@task(backend=BACKEND, takes_context=True)
+def flaky_task(context):
+    # OPTIONS give it a retry policy of two attempts (tests/settings.py).
+    if context.attempt == 1:
+        raise ConnectionError("the first attempt fails")
+    return context.attempt
+
+
+@task(backend=BACKEND, takes_context=True)
+def hang(context):
+    # OPTIONS give it a timeout of half a second, enforced before each operation.
+    context.durable.step("slow", lambda: time.sleep(1.5))
+    context.durable.step("never", lambda: "reached")
