@@ -33,12 +33,12 @@ from tests.workers import WorkerProcess, wait_until
 
 try:
     from django.tasks import TaskResultStatus, task_backends
-    from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+    from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist, TaskResultMismatch
     from django.tasks.signals import task_enqueued, task_finished, task_started
 except ImportError:  # Django 5.2: the django-tasks backport
     from django_tasks import TaskResultStatus, task_backends
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
-    from django_tasks.exceptions import TaskResultDoesNotExist
+    from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
     from django_tasks.signals import task_enqueued, task_finished, task_started
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,6 +138,14 @@ def test_unknown_and_malformed_ids_have_no_result():
     plain = jobs.echo.enqueue("x")
     with pytest.raises(TaskResultDoesNotExist):
         backend().get_result(str(plain.id))
+
+
+@pytest.mark.django_db
+def test_a_tasks_get_result_refuses_another_tasks_result():
+    meaning = tasks.calculate_meaning_of_life.enqueue()
+    assert tasks.calculate_meaning_of_life.get_result(meaning.id).id == meaning.id
+    with pytest.raises(TaskResultMismatch):
+        tasks.noop_task.get_result(meaning.id)
 
 
 @pytest.mark.django_db
