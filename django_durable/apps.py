@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -13,3 +14,10 @@ class DurableConfig(AppConfig):
 
         # Import every installed app's jobs.py so its @job functions are registered.
         autodiscover_modules("jobs")
+        # With the django.tasks backend, also each app's tasks.py: defining a task
+        # registers its job (see django_durable.tasks).
+        if any(
+            backend.get("BACKEND") == "django_durable.tasks.DurableBackend"
+            for backend in getattr(settings, "TASKS", {}).values()
+        ):
+            autodiscover_modules("tasks")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import environ
 
+from django_durable import RetryPolicy
+
 BASE_DIR = Path(__file__).resolve().parent
 env = environ.Env()
 
@@ -77,6 +79,31 @@ if os.environ.get("DURABLE_TEST_PGBOUNCER_URL") and database["ENGINE"].endswith(
         DATABASES = {"default": pooled}
     else:
         DATABASES["pgbouncer"] = {**pooled, "TEST": {"MIRROR": "default"}}
+
+# The django.tasks backend under its own alias, so "default" stays Django's default and
+# other tests see no change; tests/testapp/tasks.py declares its tasks with backend="durable".
+try:
+    import django.tasks  # noqa: F401
+
+    TASKS_PACKAGE = "django.tasks"
+except ImportError:  # Django 5.2: the django-tasks backport, an app of its own
+    TASKS_PACKAGE = "django_tasks"
+    INSTALLED_APPS.append("django_tasks")
+TASKS = {
+    "default": {"BACKEND": f"{TASKS_PACKAGE}.backends.immediate.ImmediateBackend"},
+    "durable": {
+        "BACKEND": "django_durable.tasks.DurableBackend",
+        "QUEUES": ["default", "other"],
+        "OPTIONS": {
+            "TASKS": {
+                "tests.testapp.tasks.flaky_task": {
+                    "retry": RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+                },
+                "tests.testapp.tasks.hang": {"timeout": 0.5},
+            }
+        },
+    },
+}
 
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),

@@ -1,0 +1,314 @@
+"""``DurableBackend``: Django's ``django.tasks`` API, executed as durable runs.
+
+``TASKS = {"default": {"BACKEND": "django_durable.tasks.DurableBackend"}}`` turns every
+``@task`` of that backend into a registered job named by the task's ``module_path``;
+``enqueue`` stores a run in the caller's transaction and ``runworker`` executes it with
+leases, recovery, timeouts and cancellation. On Django 5.2 the same backend serves the
+``django-tasks`` backport (the ``tasks`` extra).
+
+How workers know the tasks: a worker never imports a dotted path read from the database.
+Django's ``Task.__post_init__`` calls ``backend.validate_task(task)`` when ``@task`` builds
+the task (and again for each ``using()`` copy), so ``validate_task`` registers the task's
+job. Importing the module that defines a task is therefore enough, in a web process or a
+worker, and ``DurableConfig.ready()`` imports every installed app's ``tasks.py`` when a
+``TASKS`` entry uses this backend, as it does for ``jobs.py``. A task defined elsewhere is
+known to workers only if something imports its module at startup.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .conf import durable_settings
+from .context import RunContext
+from .durations import optional_timedelta
+from .exceptions import InvalidRunId, RunNotFound
+from .handles import RunHandle, get_run
+from .jobs import Job, get_job, job
+from .models import Run
+from .retry import RetryPolicy
+from .status import RunStatus
+
+if TYPE_CHECKING:
+    from django.tasks.backends.base import BaseTaskBackend
+    from django.tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
+    from django.tasks.exceptions import TaskResultDoesNotExist
+    from django.tasks.signals import task_enqueued, task_finished, task_started
+else:
+    try:
+        from django.tasks.backends.base import BaseTaskBackend
+        from django.tasks.base import Task, TaskContext, TaskError, TaskResult, TaskResultStatus
+        from django.tasks.exceptions import TaskResultDoesNotExist
+        from django.tasks.signals import task_enqueued, task_finished, task_started
+    except ImportError:  # Django 5.2: the django-tasks backport, same API
+        try:
+            from django_tasks.backends.base import BaseTaskBackend
+            from django_tasks.base import (
+                Task,
+                TaskContext,
+                TaskError,
+                TaskResult,
+                TaskResultStatus,
+            )
+            from django_tasks.exceptions import TaskResultDoesNotExist
+            from django_tasks.signals import task_enqueued, task_finished, task_started
+        except ImportError as error:
+            raise ImproperlyConfigured(
+                "django_durable.tasks.DurableBackend needs django.tasks (Django 6) or, on "
+                "Django 5.2, the django-tasks backport: pip install 'django-durable-runs[tasks]' "
+                f"({error})"
+            ) from error
+
+__all__ = ["DurableBackend", "DurableTaskContext"]
+
+# The stubs make TaskContext generic; at runtime it is a plain class.
+if TYPE_CHECKING:
+    _TaskContextBase: TypeAlias = TaskContext[..., Any]
+else:
+    _TaskContextBase = TaskContext
+
+CANCELLED_CLASS_PATH = "django_durable.exceptions.RunCancelled"
+
+# module_path -> the Task whose function the registered job calls, to build results.
+_tasks: dict[str, Task[..., Any]] = {}
+
+
+# The stubs do not declare TaskContext a (frozen) dataclass, as it is at runtime.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DurableTaskContext(_TaskContextBase):  # type: ignore[misc]
+    """What a ``takes_context=True`` task receives: Django's ``TaskContext`` plus
+    ``durable``, the run context, for steps, sleeps and events inside a plain task."""
+
+    durable: RunContext
+
+    @property
+    def attempt(self) -> int:
+        """The run-level attempt, from 1 (recoveries after a crash do not count)."""
+        return self.durable.attempt
+
+
+class DurableBackend(BaseTaskBackend):
+    """Runs every task of this backend as a durable run executed by ``runworker``."""
+
+    # run_after becomes the run's run_after, kept in the database until then.
+    supports_defer = True
+    # The task function is called inside a sync job; async jobs do not exist yet.
+    supports_async_task = False
+    # Any process reads the run back from the database.
+    supports_get_result = True
+    # The claim order is priority first, the same -100..100 range as django.tasks.
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.job_options = _job_options(alias, self.options)
+
+    def validate_task(self, task: Task[..., Any]) -> None:
+        """Django's checks, then register the task's job (see the module docstring)."""
+        super().validate_task(task)
+        _register_task(task, self.job_options.get(task.module_path, {}))
+
+    def enqueue(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> TaskResult[Any, Any]:
+        """Store a run of ``task`` in the caller's transaction; ``task_enqueued`` is sent
+        once that transaction commits. Non-JSON arguments raise and store nothing."""
+        self.validate_task(task)
+        run_after = task.run_after
+        if run_after is not None and timezone.is_naive(run_after):
+            run_after = timezone.make_aware(run_after)  # USE_TZ = False: local time
+        durable_job = get_job(task.module_path).using(
+            priority=task.priority, queue_name=task.queue_name, run_after=run_after
+        )
+        handle = durable_job.enqueue(*args, **kwargs)
+        result = _result(task, handle, worker_ids=[])
+        transaction.on_commit(
+            lambda: task_enqueued.send(sender=type(self), task_result=result),
+            using=durable_settings.DATABASE,
+        )
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult[..., Any]:
+        """The task result of the run ``result_id``; ``TaskResultDoesNotExist`` when no
+        such run exists, the id is not a run id, or the run is not of a known task."""
+        try:
+            handle = get_run(result_id)
+        except (InvalidRunId, RunNotFound):
+            raise TaskResultDoesNotExist(result_id) from None
+        task = _tasks.get(handle.job_name)
+        if task is None:
+            raise TaskResultDoesNotExist(
+                f"{result_id} is a run of {handle.job_name!r}, not of a task this process knows"
+            )
+        return _result(task, handle, worker_ids=_lease_owner(handle.id))
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        """The app is installed and ``DURABLE["DATABASE"]`` names a configured database."""
+        errors: list[checks.CheckMessage] = []
+        if "django_durable" not in {app.split(".")[0] for app in settings.INSTALLED_APPS}:
+            errors.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}] uses DurableBackend but django_durable is not "
+                    "in INSTALLED_APPS",
+                    hint='Add "django_durable" to INSTALLED_APPS and run migrate.',
+                    id="django_durable.T001",
+                )
+            )
+        if durable_settings.DATABASE not in settings.DATABASES:
+            errors.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}] stores runs in DURABLE['DATABASE'] = "
+                    f"{durable_settings.DATABASE!r}, which is not in DATABASES",
+                    hint="Set DURABLE['DATABASE'] to an alias of DATABASES.",
+                    id="django_durable.T002",
+                )
+            )
+        return errors
+
+
+def _job_options(alias: str, options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``OPTIONS["TASKS"]``: per task path, the run-level options a task cannot express
+    (``retry``, a RetryPolicy; ``timeout``, a timedelta or seconds), checked here."""
+    where = f"TASKS[{alias!r}]['OPTIONS']"
+    if set(options) - {"TASKS"}:
+        raise ImproperlyConfigured(f"{where} takes only 'TASKS', got {sorted(options)}")
+    per_task = options.get("TASKS", {})
+    if not isinstance(per_task, dict):
+        raise ImproperlyConfigured(f"{where}['TASKS'] must be a dict of task path -> options")
+    checked: dict[str, dict[str, Any]] = {}
+    for path, given in per_task.items():
+        if not isinstance(given, dict) or set(given) - {"retry", "timeout"}:
+            raise ImproperlyConfigured(
+                f"{where}['TASKS'][{path!r}] must be a dict with 'retry' and/or 'timeout', "
+                f"got {given!r}"
+            )
+        retry = given.get("retry")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ImproperlyConfigured(
+                f"{where}['TASKS'][{path!r}]['retry'] must be a RetryPolicy, got {retry!r}"
+            )
+        try:
+            timeout = optional_timedelta(given.get("timeout"), "timeout", positive=True)
+        except (TypeError, ValueError) as error:
+            raise ImproperlyConfigured(f"{where}['TASKS'][{path!r}]: {error}") from None
+        checked[path] = {"retry": retry, "timeout": timeout}
+    return checked
+
+
+def _register_task(task: Task[..., Any], options: dict[str, Any]) -> Job:
+    path = task.module_path
+    known = _tasks.get(path)
+    if known is not None and known.func is task.func and known.takes_context == task.takes_context:
+        return get_job(path)
+    registered = job(name=path, **options)(_job_function(task))
+    _tasks[path] = task
+    return registered
+
+
+def _job_function(task: Task[..., Any]) -> Callable[..., Any]:
+    """A job function (ctx first) that sends ``task_started`` and calls the task."""
+
+    def run_task(ctx: RunContext, *args: Any, **kwargs: Any) -> Any:
+        result = _result(task, get_run(ctx.run_id), worker_ids=_lease_owner(ctx.run_id))
+        task_started.send(sender=type(task.get_backend()), task_result=result)
+        if task.takes_context:
+            context = DurableTaskContext(task_result=result, durable=ctx)
+            return task.func(context, *args, **kwargs)
+        return task.func(*args, **kwargs)
+
+    # The job's name, origin and argument check are the task function's.
+    parameters = list(inspect.signature(task.func).parameters.values())
+    if task.takes_context:
+        parameters = parameters[1:]
+    ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_ONLY)
+    run_task.__signature__ = inspect.Signature([ctx_parameter, *parameters])  # type: ignore[attr-defined]
+    run_task.__module__ = task.func.__module__
+    run_task.__qualname__ = task.func.__qualname__
+    return run_task
+
+
+def _lease_owner(run_id: uuid.UUID) -> list[str]:
+    # Runs keep no history of their workers: the one holding the lease now, if any.
+    owner = (
+        Run.objects.using(durable_settings.DATABASE)
+        .filter(pk=run_id)
+        .values_list("lease_owner", flat=True)
+        .first()
+    )
+    return [owner] if owner else []
+
+
+def _status(handle: RunHandle) -> TaskResultStatus:
+    if handle.status == RunStatus.PENDING:
+        return TaskResultStatus.READY
+    if handle.status == RunStatus.WAITING:
+        return TaskResultStatus.READY if handle.started_at is None else TaskResultStatus.RUNNING
+    if handle.status == RunStatus.RUNNING:
+        return TaskResultStatus.RUNNING
+    if handle.status == RunStatus.COMPLETED:
+        return TaskResultStatus.SUCCESSFUL
+    return TaskResultStatus.FAILED
+
+
+def _errors(handle: RunHandle) -> list[TaskError]:
+    errors = [
+        TaskError(exception_class_path=error["type"], traceback=error.get("traceback", ""))
+        for error in handle.errors
+    ]
+    if handle.status == RunStatus.CANCELLED:
+        errors.append(
+            TaskError(
+                exception_class_path=CANCELLED_CLASS_PATH,
+                traceback=f"{CANCELLED_CLASS_PATH}: run {handle.id} was cancelled\n",
+            )
+        )
+    return errors
+
+
+def _result(
+    task: Task[..., Any], handle: RunHandle, *, worker_ids: list[str]
+) -> TaskResult[..., Any]:
+    started: datetime | None = handle.started_at
+    result: TaskResult[..., Any] = TaskResult(
+        task=task,
+        id=str(handle.id),
+        status=_status(handle),
+        enqueued_at=handle.created_at,
+        started_at=started,
+        finished_at=handle.finished_at,
+        # Attempts keep no start time of their own: the run's first start stands for them.
+        last_attempted_at=started,
+        args=list(handle.args),
+        kwargs=dict(handle.kwargs),
+        backend=task.backend,
+        errors=_errors(handle),
+        worker_ids=worker_ids,
+    )
+    if handle.status == RunStatus.COMPLETED:
+        object.__setattr__(result, "_return_value", handle.output)
+    return result
+
+
+def _announce_finished(sender: Any, run: RunHandle, **kwargs: Any) -> None:
+    """Send ``task_finished`` once a task's run has ended (after the write is committed)."""
+    task = _tasks.get(run.job_name)
+    if task is not None:
+        result = _result(task, run, worker_ids=[])
+        task_finished.send(sender=type(task.get_backend()), task_result=result)
+
+
+signals.run_completed.connect(_announce_finished, dispatch_uid="django_durable.tasks.completed")
+signals.run_failed.connect(_announce_finished, dispatch_uid="django_durable.tasks.failed")
+signals.run_cancelled.connect(_announce_finished, dispatch_uid="django_durable.tasks.cancelled")
