@@ -285,9 +285,7 @@ class Worker:
                 else:
                     active.lost = True
         for run_id in due.keys() - beat.renewed:
-            logger.warning(
-                "worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id
-            )
+            logger.warning("worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id)
 
     def _presence_if_due(self, now: float) -> None:
         """Tell the registry of live workers (the admin's overview) this worker is alive."""

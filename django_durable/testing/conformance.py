@@ -302,9 +302,9 @@ class StorageConformance:
     def test_heartbeat_does_not_renew_a_lease_taken_over(self, storage: Storage) -> None:
         storage.enqueue(new_run())
         storage.enqueue(new_run())
-        with override_settings(DURABLE={"STALE_AFTER": 0.2}):
+        with override_settings(DURABLE={"STALE_AFTER": 1.0}):
             frozen, alive = storage.claim(owner="w1", job_names=[JOB], queues=None, limit=2)
-            time.sleep(0.4)  # both leases expire: w1 was frozen
+            time.sleep(1.2)  # both leases expire: w1 was frozen
             assert storage.heartbeat("w1", [alive.run.id]).renewed == {alive.run.id}
             assert storage.recover_stale(max_recoveries=5, limit=10).requeued == [frozen.run.id]
         taker = self.claim_one(storage, owner="w2")
