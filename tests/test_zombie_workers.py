@@ -93,7 +93,7 @@ def test_a_zombie_frozen_between_steps_starts_no_step(tmp_path):
 
 
 def test_a_zombie_frozen_inside_a_step_starts_no_further_step(tmp_path):
-    run_id, zombie, taker, (run, steps, _, _) = freeze_take_over_and_wake(
+    run_id, zombie, taker, (run, _, _, _) = freeze_take_over_and_wake(
         tmp_path, jobs.zombie_in_step, "b"
     )
     assert executed(run_id, "a") == [zombie]
