@@ -283,3 +283,13 @@ def keyed_ignores_timeout(ctx, pause):
 
     ctx.step("work", work)
     return ctx.step("after", lambda: "done")
+
+
+@job(name="tests.starts_keyed_child")
+def starts_keyed_child(ctx, key):
+    return ctx.wait_for_children([ctx.start_child(square.using(concurrency_key=key), 3)])
+
+
+@job(name="tests.keyed_grandparent")
+def keyed_grandparent(ctx, grandchild_key):
+    return ctx.wait_for_children([ctx.start_child(starts_keyed_child, grandchild_key)])
