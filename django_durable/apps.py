@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -9,7 +10,11 @@ class DurableConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from .checks import check_runworker_command, check_settings
 
+        # Registered here rather than at import, so importing checks.py (as the tests
+        # do) has no side effect and registration happens exactly once.
+        checks.register(check_settings)
+        checks.register(check_runworker_command)
         # Import every installed app's jobs.py so its @job functions are registered.
         autodiscover_modules("jobs")

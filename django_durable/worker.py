@@ -363,7 +363,7 @@ class Worker:
 
     def _guard(self, run_id: uuid.UUID) -> Callable[[], None]:
         """Checked before each operation a job executes."""
-        stale_after = float(durable_settings.STALE_AFTER)
+        stale_after = durable_settings.STALE_AFTER
 
         def before_operation() -> None:
             with self._lock:
