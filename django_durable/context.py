@@ -170,6 +170,9 @@ class RunContext:
         started = recorded.started_at if recorded and recorded.started_at else timezone.now()
 
         def call_fn() -> Any:
+            # Right before the body, each attempt (inside an atomic step's transaction,
+            # after its fence): no body starts on a worker that cannot vouch for its lease.
+            self._guard()
             self._in_step = name
             try:
                 return self._json_result(name, fn())
@@ -226,6 +229,8 @@ class RunContext:
                             self, position, name, attempts, started, error, delay
                         )
                     time.sleep(delay)
+                    # The worker may have been frozen, or lost the lease, while it slept.
+                    self._guard()
                     continue
                 self._buffer_failure(position, name, error, attempts, started, replacing)
                 raise StepFailed(name, _type_name(error), str(error)) from error
@@ -390,6 +395,7 @@ class RunContext:
         """Write buffered checkpoints, logs and progress now (fenced)."""
         if not self._pending:
             return
+        self._guard()
         pending = self._pending
         self._storage.checkpoint(self._lease, pending)  # on failure, the writes stay buffered
         self._pending = Checkpoint()

@@ -234,11 +234,8 @@ def _start_children(
     # Checked live only: journaled children were created with arguments that bound then.
     for args, kwargs in calls:
         job.check_arguments(tuple(args), kwargs)
-    if job.concurrency_key is not None and job.concurrency_key == ctx._run.concurrency_key:
-        raise ValueError(
-            f"a child of {ctx.job_name} cannot share its concurrency key "
-            f"{job.concurrency_key!r}: it would wait for its own parent to finish"
-        )
+    if job.concurrency_key is not None:
+        _refuse_key_cycle(ctx, job.concurrency_key)
     if job.idempotency_key is not None:
         raise ValueError(
             "child runs take no idempotency key: the journal already creates them once"
@@ -263,6 +260,31 @@ def _start_children(
         batch = operation.resolve(tx, {"children": [str(child_id) for child_id in ids]})
     _written(ctx, batch)
     return [ChildHandle(child_id, job.name) for child_id in ids]
+
+
+def _refuse_key_cycle(ctx: RunContext, key: str) -> None:
+    """A run whose ancestor holds its concurrency key would wait for that ancestor, which
+    may wait for it in turn: refuse it here, walking the ancestry (one read per level,
+    only for keyed children)."""
+    if key == ctx._run.concurrency_key:
+        raise ValueError(
+            f"a child of {ctx.job_name} cannot share its concurrency key "
+            f"{key!r}: it would wait for its own parent to finish"
+        )
+    seen = {ctx.run_id}
+    ancestor_id = ctx._run.parent_id
+    while ancestor_id is not None and ancestor_id not in seen:
+        seen.add(ancestor_id)
+        ancestor = ctx._storage.get_run(ancestor_id)
+        if ancestor is None:
+            return
+        if ancestor.concurrency_key == key:
+            raise ValueError(
+                f"a child of {ctx.job_name} cannot take the concurrency key {key!r}: its "
+                f"ancestor run {ancestor.id} ({ancestor.job_name}) holds it, so the child "
+                "could wait for a run that waits for it"
+            )
+        ancestor_id = ancestor.parent_id
 
 
 def wait_for_children(ctx: RunContext, handles: Sequence[ChildHandle]) -> list[Any]:

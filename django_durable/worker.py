@@ -52,6 +52,9 @@ class _Active:
     deadline: float | None = None
     # A heartbeat reported that someone asked to cancel the run.
     cancel_requested: bool = False
+    # A heartbeat found the lease no longer this worker's (taken over while this worker
+    # was frozen or cut off): the run is abandoned at its next operation.
+    lost: bool = False
 
 
 class Worker:
@@ -261,21 +264,28 @@ class Worker:
         now = time.monotonic()
         interval = durable_settings.heartbeat_interval
         with self._lock:
-            due = [
-                run_id
+            due = {
+                run_id: active
                 for run_id, active in self._active.items()
-                if now - active.renewed_at >= interval
-            ]
+                if not active.lost and now - active.renewed_at >= interval
+            }
         if not due:
             return
         # Renewal counts from before the statement is sent, so the worker's own view of
-        # its lease never outlives the database's.
-        beat = self.storage.heartbeat(self.worker_id, due)
+        # its lease never outlives the database's; and only for the leases the database
+        # renewed: a run taken over meanwhile must not look fresh to its guard.
+        beat = self.storage.heartbeat(self.worker_id, list(due))
         with self._lock:
-            for run_id in due:
-                if run_id in self._active:
-                    self._active[run_id].renewed_at = now
-                    self._active[run_id].cancel_requested = run_id in beat.cancel_requested
+            for run_id, active in due.items():
+                if self._active.get(run_id) is not active:
+                    continue  # finished (or claimed anew) while the heartbeat ran
+                if run_id in beat.renewed:
+                    active.renewed_at = now
+                    active.cancel_requested = run_id in beat.cancel_requested
+                else:
+                    active.lost = True
+        for run_id in due.keys() - beat.renewed:
+            logger.warning("worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id)
 
     def _presence_if_due(self, now: float) -> None:
         """Tell the registry of live workers (the admin's overview) this worker is alive."""
@@ -302,6 +312,11 @@ class Worker:
     def _sweep(self) -> int:
         """Recover stale leases, fail overdue runs, promote due ones; return how many
         runs became runnable."""
+        # Overdue runs first: a stuck worker's overdue run is failed, not requeued only to
+        # time out again on its next claim.
+        for run_id in self.storage.fail_overdue(limit=SWEEP_BATCH):
+            logger.error("worker=%s run=%s event=failed_deadline_passed", self.worker_id, run_id)
+            send_run_signal(signals.run_failed, run_id, self.storage)
         swept = self.storage.recover_stale(
             max_recoveries=durable_settings.MAX_RECOVERIES, limit=SWEEP_BATCH
         )
@@ -315,9 +330,6 @@ class Worker:
         for run_id in swept.cancelled:
             logger.info("worker=%s run=%s event=cancelled_stale_lease", self.worker_id, run_id)
             send_run_signal(signals.run_cancelled, run_id, self.storage)
-        for run_id in self.storage.fail_overdue(limit=SWEEP_BATCH):
-            logger.error("worker=%s run=%s event=failed_deadline_passed", self.worker_id, run_id)
-            send_run_signal(signals.run_failed, run_id, self.storage)
         return len(swept.requeued) + self.storage.promote_due(limit=SWEEP_BATCH)
 
     def _claim(self) -> list[ClaimedRun]:
@@ -362,13 +374,23 @@ class Worker:
     # -- slot threads ----------------------------------------------------------------------
 
     def _guard(self, run_id: uuid.UUID) -> Callable[[], None]:
-        """Checked before each operation a job executes."""
+        """Checked before each operation a job executes, each step attempt and each flush."""
         stale_after = float(durable_settings.STALE_AFTER)
+        with self._lock:
+            claimed = self._active.get(run_id)
 
         def before_operation() -> None:
             with self._lock:
                 active = self._active.get(run_id)
-            if active is None or time.monotonic() - active.renewed_at >= stale_after:
+            # Not the entry this execution was claimed with: the run was given up, or
+            # claimed anew (a new lease) while this execution was frozen.
+            if active is None or active is not claimed:
+                raise LeaseLost(f"run {run_id}: this worker no longer holds its lease")
+            if active.lost:
+                raise LeaseLost(f"run {run_id}: the database did not renew its lease")
+            # Monotonic time, so a worker that was frozen (SIGSTOP, a paused VM) sees
+            # how long it was gone before it starts anything.
+            if time.monotonic() - active.renewed_at >= stale_after:
                 raise LeaseLost(f"run {run_id}: no heartbeat succeeded for {stale_after}s")
             if active.cancel_requested:
                 raise RunCancelled
@@ -383,6 +405,8 @@ class Worker:
         try:
             while (claimed := self._inbox.get()) is not None:
                 run_id = claimed.run.id
+                with self._lock:
+                    active = self._active.get(run_id)
                 try:
                     execute_run(
                         self.storage,
@@ -401,7 +425,8 @@ class Worker:
                 finally:
                     _reset_broken_connections()
                     with self._lock:
-                        self._active.pop(run_id, None)
+                        if self._active.get(run_id) is active:  # not a newer claim's entry
+                            del self._active[run_id]
                         self.processed += 1
                     self._wake.set()
         finally:

@@ -144,7 +144,9 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
-    renewed: int
+    # The runs whose leases the database renewed; any other run the worker asked about is
+    # no longer its own (taken over, finished, released) and must not be touched again.
+    renewed: frozenset[uuid.UUID]
     # Runs among those heartbeated that someone asked to cancel.
     cancel_requested: frozenset[uuid.UUID]
 
@@ -287,9 +289,9 @@ class Storage(Protocol):
         """Give the run back as pending (graceful shutdown); not a recovery."""
 
     def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
-        """Renew, in one statement, the leases ``owner`` still holds on ``run_ids``, and
-        report which of them have a cancel request. Runs a worker gave up on are left
-        out, so their leases expire."""
+        """Renew, in one statement, the leases ``owner`` still holds on ``run_ids``; report
+        which runs were renewed and which of those have a cancel request. Runs a worker
+        gave up on are left out, so their leases expire."""
 
     def finish_cancelled(self, lease: Lease, checkpoint: Checkpoint) -> None:
         """End a running run whose cancel request the worker acted on."""
@@ -308,8 +310,10 @@ class Storage(Protocol):
         used up ``max_recoveries``."""
 
     def fail_overdue(self, *, limit: int) -> list[uuid.UUID]:
-        """Fail running and waiting runs whose deadline passed (by the database clock),
-        even if their worker is stuck; their children are cancelled."""
+        """Fail waiting runs whose deadline passed (by the database clock), and running
+        ones whose lease expired too (their worker is stuck); their children are
+        cancelled. A live worker fails its own overdue run at its next operation, so the
+        run's concurrency key is never freed while a step of it still executes."""
 
     def promote_due(self, *, limit: int) -> int:
         """Make waiting runs whose wake time has passed pending again."""

@@ -280,13 +280,19 @@ class ORMStorage:
     @own_write_method(atomic=False)  # an UPDATE and a SELECT, both safe to run again
     def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
         if not run_ids:
-            return Heartbeat(renewed=0, cancel_requested=frozenset())
+            return Heartbeat(renewed=frozenset(), cancel_requested=frozenset())
         held = self._runs().filter(
             pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner
         )
-        renewed = held.update(lease_expires_at=self._lease_expiry())
-        cancelled = held.filter(cancel_requested=True).values_list("pk", flat=True)
-        return Heartbeat(renewed=renewed, cancel_requested=frozenset(cancelled))
+        held.update(lease_expires_at=self._lease_expiry())
+        # Read after the UPDATE: a run taken over in between is left out (the worker gives
+        # it up, as it must), and no run becomes this owner's without its main thread's
+        # claim, so every run read back is one the UPDATE renewed.
+        rows = list(held.values_list("pk", "cancel_requested"))
+        return Heartbeat(
+            renewed=frozenset(pk for pk, _ in rows),
+            cancel_requested=frozenset(pk for pk, cancel in rows if cancel),
+        )
 
     def finish_cancelled(self, lease: Lease, checkpoint: Checkpoint) -> None:
         changes = {

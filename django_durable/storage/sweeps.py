@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from django.db import connections
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..models import ConcurrencySlot, Run
@@ -66,14 +66,19 @@ def _after_end(alias: str, run_id: uuid.UUID) -> None:
 
 
 def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
-    """Fail running and waiting runs past their deadline; cancel their children."""
-    overdue = dict(
-        status__in=[RunStatus.RUNNING, RunStatus.WAITING],
-        deadline__isnull=False,
-        deadline__lt=DbNow(),
+    """Fail waiting runs past their deadline, and running ones whose worker is stuck too
+    (their lease expired); cancel their children.
+
+    A running run whose worker still heartbeats is left to that worker: its guard raises
+    ``RunTimedOut`` at the run's next operation and the worker fails it, freeing its key
+    only then. Failing it here would free the key while the worker still executes a step
+    that ignores the timeout, and the key's next run would start beside it.
+    """
+    overdue = Q(deadline__isnull=False, deadline__lt=DbNow()) & (
+        Q(status=RunStatus.WAITING) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
     )
     failed = []
-    rows = Run.objects.using(alias).filter(**overdue).order_by("deadline")
+    rows = Run.objects.using(alias).filter(overdue).order_by("deadline")
     if connections[alias].vendor != "sqlite":
         rows = rows.select_for_update(skip_locked=True)
     for pk, errors, attempt, deadline in rows.values_list("pk", "errors", "attempt", "deadline")[
@@ -87,7 +92,7 @@ def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
         }
         ended = (
             Run.objects.using(alias)
-            .filter(pk=pk, **overdue)
+            .filter(overdue, pk=pk)
             .update(
                 status=RunStatus.FAILED,
                 errors=[*errors, timed_out],

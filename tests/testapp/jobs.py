@@ -217,3 +217,79 @@ if os.environ.get("DURABLE_TEST_NEW_CODE"):
     @job(name="tests.added_later")
     def added_later(ctx):
         return ctx.step("only", lambda: "ran")
+
+
+# -- leases under stress (tests/test_zombie_workers.py) ---------------------------------
+
+
+def _pause_if_zombie(ctx):
+    """In the worker started with DURABLE_TEST_ZOMBIE only: wait until another worker has
+    completed the run (the test freezes this one meanwhile), then long enough for this
+    worker's heartbeat to have run since it woke up. Other workers never pause."""
+    if not os.environ.get("DURABLE_TEST_ZOMBIE"):
+        return
+    from django_durable.models import Run
+
+    while not Run.objects.filter(pk=ctx.run_id, status="completed").exists():
+        time.sleep(0.05)
+    time.sleep(1.5)
+
+
+def pid_step(ctx, step, pause=False, fail_first=False):
+    """Record the execution (pid, time), optionally pause as a zombie, return the pid."""
+
+    def body():
+        Execution.objects.create(run_id=ctx.run_id, step=step, pid=os.getpid(), at=time.time())
+        if fail_first and executions(ctx.run_id, step) == 1:
+            raise ConnectionError("the first attempt fails")
+        if pause:
+            _pause_if_zombie(ctx)
+        return os.getpid()
+
+    return body
+
+
+@job(name="tests.zombie_between_steps")
+def zombie_between_steps(ctx):
+    # An atomic first step commits its checkpoint at once: nothing is left buffered, so
+    # only the worker's own view of its lease stands between a frozen worker and step b.
+    first = ctx.step("a", pid_step(ctx, "a"), atomic=True)
+    _pause_if_zombie(ctx)
+    return [first, ctx.step("b", pid_step(ctx, "b")), ctx.step("c", pid_step(ctx, "c"))]
+
+
+@job(name="tests.zombie_in_step")
+def zombie_in_step(ctx):
+    first = ctx.step("a", pid_step(ctx, "a"), atomic=True)
+    return [first, ctx.step("b", pid_step(ctx, "b", pause=True)), ctx.step("c", pid_step(ctx, "c"))]
+
+
+ZOMBIE_RETRY = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=3), jitter=0)
+
+
+@job(name="tests.zombie_in_retry")
+def zombie_in_retry(ctx):
+    first = ctx.step("a", pid_step(ctx, "a"), atomic=True)
+    retried = ctx.step("r", pid_step(ctx, "r", fail_first=True), retry=ZOMBIE_RETRY)
+    return [first, retried, ctx.step("c", pid_step(ctx, "c"))]
+
+
+@job(name="tests.keyed_ignores_timeout", timeout=timedelta(seconds=1))
+def keyed_ignores_timeout(ctx, pause):
+    def work():
+        Execution.objects.create(run_id=ctx.run_id, step="enter", pid=os.getpid(), at=time.time())
+        time.sleep(pause)  # does not look at the deadline
+        Execution.objects.create(run_id=ctx.run_id, step="leave", pid=os.getpid(), at=time.time())
+
+    ctx.step("work", work)
+    return ctx.step("after", lambda: "done")
+
+
+@job(name="tests.starts_keyed_child")
+def starts_keyed_child(ctx, key):
+    return ctx.wait_for_children([ctx.start_child(square.using(concurrency_key=key), 3)])
+
+
+@job(name="tests.keyed_grandparent")
+def keyed_grandparent(ctx, grandchild_key):
+    return ctx.wait_for_children([ctx.start_child(starts_keyed_child, grandchild_key)])
