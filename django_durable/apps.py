@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -10,8 +11,12 @@ class DurableConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from .checks import check_runworker_command, check_settings
 
+        # Registered here rather than at import, so importing checks.py (as the tests
+        # do) has no side effect and registration happens exactly once.
+        checks.register(check_settings)
+        checks.register(check_runworker_command)
         # Import every installed app's jobs.py so its @job functions are registered.
         autodiscover_modules("jobs")
         # With the django.tasks backend, also each app's tasks.py: defining a task

@@ -1,18 +1,26 @@
-"""System checks, each with a stable id (listed in docs/quickstart.md)."""
+"""System checks, each with a stable id and a hint (listed in docs/reference/settings.md).
+
+``DurableConfig.ready`` registers them. Settings are read through ``durable_settings.raw``,
+the accessor the typed properties in ``conf.py`` use, so what is checked is what is read.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.core import checks
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, durable_settings
+
+# Settings in seconds: any int or float above zero.
+SECONDS = ("STALE_AFTER", "POLL_INTERVAL", "STEP_RETRY_SLEEP_LIMIT")
+# Settings that count something: a whole number above zero.
+COUNTS = ("MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE")
 
 
-@checks.register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    user = getattr(settings, "DURABLE", None) or {}
+    user = durable_settings.user()
     if not isinstance(user, dict):
         return [
             checks.Error(
@@ -26,13 +34,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if unknown:
         errors.append(
             checks.Error(
-                f"settings.DURABLE has unknown keys: {', '.join(unknown)}.",
+                f"settings.DURABLE has unknown keys: {', '.join(map(str, unknown))}.",
                 hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
                 id="django_durable.E002",
             )
         )
-    alias = user.get("DATABASE", DEFAULTS["DATABASE"])
-    if alias not in settings.DATABASES:
+    alias = durable_settings.raw("DATABASE")
+    if not isinstance(alias, str) or alias not in settings.DATABASES:
         errors.append(
             checks.Error(
                 f"DURABLE['DATABASE'] is {alias!r}, which is not in settings.DATABASES.",
@@ -41,17 +49,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
         return errors
-    listen = user.get("LISTEN_DATABASE")
-    if listen not in (None, False) and listen not in settings.DATABASES:
+    listen = durable_settings.raw("LISTEN_DATABASE")
+    if listen is not None and listen is not False and not _is_alias(listen):
         errors.append(
             checks.Error(
                 f"DURABLE['LISTEN_DATABASE'] is {listen!r}, which is not in settings.DATABASES.",
                 hint="Name a direct (not PgBouncer transaction-pooled) alias of the same "
-                "PostgreSQL database, or False to poll.",
+                "PostgreSQL database, None to listen on DATABASE, or False to poll.",
                 id="django_durable.E006",
             )
         )
-    prepare = user.get("PREPARE_STATEMENTS", True)
+    prepare = durable_settings.raw("PREPARE_STATEMENTS")
     if not isinstance(prepare, bool):
         errors.append(
             checks.Error(
@@ -71,31 +79,38 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="django_durable.I001",
             )
         )
-    for name in (
-        "STALE_AFTER",
-        "POLL_INTERVAL",
-        "MAX_PAYLOAD_BYTES",
-        "LOG_BUFFER_SIZE",
-        "STEP_RETRY_SLEEP_LIMIT",
-    ):
-        value = user.get(name, DEFAULTS[name])
+    for name in SECONDS:
+        value = durable_settings.raw(name)
         if not _is_number(value) or value <= 0:
             errors.append(
                 checks.Error(
-                    f"DURABLE[{name!r}] must be a positive number, got {value!r}.",
+                    f"DURABLE[{name!r}] must be a positive number of seconds, got {value!r}.",
+                    hint=f"For example {DEFAULTS[name]!r}; leave it out for that default.",
                     id="django_durable.E004",
                 )
             )
-    recoveries = user.get("MAX_RECOVERIES", DEFAULTS["MAX_RECOVERIES"])
-    if not isinstance(recoveries, int) or isinstance(recoveries, bool) or recoveries < 0:
+    recoveries = durable_settings.raw("MAX_RECOVERIES")
+    if not _is_whole(recoveries) or recoveries < 0:
         errors.append(
             checks.Error(
                 f"DURABLE['MAX_RECOVERIES'] must be a whole number >= 0, got {recoveries!r}.",
-                id="django_durable.E004",
+                hint="0 fails a run the first time its worker dies; the default is "
+                f"{DEFAULTS['MAX_RECOVERIES']!r}.",
+                id="django_durable.E008",
             )
         )
-    heartbeat = user.get("HEARTBEAT_INTERVAL")
-    stale_after = user.get("STALE_AFTER", DEFAULTS["STALE_AFTER"])
+    for name in COUNTS:
+        value = durable_settings.raw(name)
+        if not _is_whole(value) or value <= 0:
+            errors.append(
+                checks.Error(
+                    f"DURABLE[{name!r}] must be a whole number above 0, got {value!r}.",
+                    hint=f"For example {DEFAULTS[name]!r}; leave it out for that default.",
+                    id="django_durable.E009",
+                )
+            )
+    heartbeat = durable_settings.raw("HEARTBEAT_INTERVAL")
+    stale_after = durable_settings.raw("STALE_AFTER")
     if heartbeat is not None and (
         not _is_number(heartbeat)
         or heartbeat <= 0
@@ -113,8 +128,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_alias(value: object) -> bool:
+    return isinstance(value, str) and value in settings.DATABASES
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_mysql(alias: str) -> list[checks.CheckMessage]:
@@ -178,7 +201,6 @@ def _check_sqlite(alias: str) -> list[checks.CheckMessage]:
     return messages
 
 
-@checks.register()
 def check_runworker_command(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from django.core.management import get_commands
 

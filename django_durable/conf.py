@@ -1,12 +1,17 @@
-"""The ``DURABLE`` settings dict, read lazily so ``override_settings`` works."""
+"""The ``DURABLE`` settings dict, one typed property per key.
+
+Every property reads ``settings.DURABLE`` again, so ``override_settings`` works. The
+values are trusted here: ``checks.py`` validates the same raw values (``durable_settings.raw``)
+at startup, with one check id per bad shape.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal, cast
 
 from django.conf import settings
 
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, object] = {
     # Database alias holding every django_durable table. Enqueue joins the caller's
     # transaction only on this alias.
     "DATABASE": "default",
@@ -39,17 +44,72 @@ DEFAULTS: dict[str, Any] = {
 
 
 class DurableSettings:
-    """Attribute access to ``settings.DURABLE`` merged over :data:`DEFAULTS`."""
+    """Typed access to ``settings.DURABLE`` merged over :data:`DEFAULTS`."""
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"Unknown django_durable setting {name!r}")
-        user = getattr(settings, "DURABLE", None) or {}
-        return user.get(name, DEFAULTS[name])
+    def user(self) -> object:
+        """``settings.DURABLE`` as written (``None`` and absent mean ``{}``)."""
+        return getattr(settings, "DURABLE", None) or {}
+
+    def raw(self, name: str) -> object:
+        """The value of one key as written, or its default; unchecked."""
+        user = self.user()
+        if isinstance(user, dict) and name in user:
+            return user[name]
+        return DEFAULTS[name]
+
+    # Numbers are converted so an int where a float is meant (STALE_AFTER = 10) has the
+    # type callers expect; bad shapes were reported by the checks before any use.
+    def _float(self, name: str) -> float:
+        return float(cast(float, self.raw(name)))
+
+    def _int(self, name: str) -> int:
+        return int(cast(int, self.raw(name)))
+
+    @property
+    def DATABASE(self) -> str:
+        return cast(str, self.raw("DATABASE"))
+
+    @property
+    def STALE_AFTER(self) -> float:
+        return self._float("STALE_AFTER")
+
+    @property
+    def HEARTBEAT_INTERVAL(self) -> float | None:
+        value = self.raw("HEARTBEAT_INTERVAL")
+        return None if value is None else float(cast(float, value))
+
+    @property
+    def MAX_RECOVERIES(self) -> int:
+        return self._int("MAX_RECOVERIES")
+
+    @property
+    def MAX_PAYLOAD_BYTES(self) -> int:
+        return self._int("MAX_PAYLOAD_BYTES")
+
+    @property
+    def POLL_INTERVAL(self) -> float:
+        return self._float("POLL_INTERVAL")
+
+    @property
+    def LISTEN_DATABASE(self) -> str | Literal[False] | None:
+        return cast("str | Literal[False] | None", self.raw("LISTEN_DATABASE"))
+
+    @property
+    def STEP_RETRY_SLEEP_LIMIT(self) -> float:
+        return self._float("STEP_RETRY_SLEEP_LIMIT")
+
+    @property
+    def PREPARE_STATEMENTS(self) -> bool:
+        return cast(bool, self.raw("PREPARE_STATEMENTS"))
+
+    @property
+    def LOG_BUFFER_SIZE(self) -> int:
+        return self._int("LOG_BUFFER_SIZE")
 
     @property
     def heartbeat_interval(self) -> float:
-        return float(self.HEARTBEAT_INTERVAL or self.STALE_AFTER / 3)
+        """Seconds between heartbeats: ``HEARTBEAT_INTERVAL``, or ``STALE_AFTER / 3``."""
+        return self.HEARTBEAT_INTERVAL or self.STALE_AFTER / 3
 
 
 durable_settings = DurableSettings()

@@ -5,14 +5,54 @@ Only ``storage/orm.py`` writes to these tables; the admin and user code read the
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Self
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from .ids import uuid7
 from .indexes import PartialIndexWhereSupported
-from .status import RunStatus, StepKind, StepStatus
+from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
 from .storage.dbclock import DbNow
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    """Runs in the words operators use; times compared with ``DbNow()`` are the database's."""
+
+    def pending(self) -> Self:
+        return self.filter(status=RunStatus.PENDING)
+
+    def running(self) -> Self:
+        return self.filter(status=RunStatus.RUNNING)
+
+    def waiting(self) -> Self:
+        return self.filter(status=RunStatus.WAITING)
+
+    def failed(self) -> Self:
+        return self.filter(status=RunStatus.FAILED)
+
+    def finished(self) -> Self:
+        """Completed, failed or cancelled: nothing more will happen to them."""
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def unfinished(self) -> Self:
+        return self.exclude(status__in=FINISHED_STATUSES)
+
+    def due(self) -> Self:
+        """Waiting runs whose wake time has come by the database's clock."""
+        return self.waiting().filter(wake_at__lte=DbNow())
+
+    def lease_expired(self) -> Self:
+        """Running runs whose worker stopped heartbeating (by the database's clock)."""
+        return self.running().filter(lease_expires_at__lt=DbNow())
+
+    def finished_since(self, when: datetime) -> Self:
+        return self.finished().filter(finished_at__gte=when)
+
+    def failed_since(self, when: datetime) -> Self:
+        return self.failed().filter(finished_at__gte=when)
 
 
 class Run(models.Model):
@@ -52,6 +92,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -375,7 +375,7 @@ class Worker:
 
     def _guard(self, run_id: uuid.UUID) -> Callable[[], None]:
         """Checked before each operation a job executes, each step attempt and each flush."""
-        stale_after = float(durable_settings.STALE_AFTER)
+        stale_after = durable_settings.STALE_AFTER
         with self._lock:
             claimed = self._active.get(run_id)
 

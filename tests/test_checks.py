@@ -1,10 +1,15 @@
 """One test per system check id."""
 
+from typing import Literal, get_type_hints
+
 import pytest
+from django.core import checks
 from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, SystemCheckError
+from django.test import override_settings
 
 from django_durable.checks import check_runworker_command, check_settings
+from django_durable.conf import DEFAULTS, DurableSettings, durable_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 
@@ -41,15 +46,27 @@ def test_e002_unknown_keys(settings):
     assert message.id == "django_durable.E002" and "STALE_AFTRE" in message.msg
 
 
-def test_e003_unknown_database_alias(settings):
-    settings.DURABLE = {"DATABASE": "jobs"}
+@pytest.mark.parametrize("alias", ["jobs", ["default"], None])
+def test_e003_unknown_database_alias(settings, alias):
+    settings.DURABLE = {"DATABASE": alias}
     assert ids(check_settings()) == ["django_durable.E003"]
 
 
-def test_e004_non_positive_numbers(settings):
+@pytest.mark.parametrize(
+    "durable",
+    [
+        {"STALE_AFTER": 0},
+        {"STALE_AFTER": True},
+        {"POLL_INTERVAL": "1"},
+        {"POLL_INTERVAL": None},
+        {"STEP_RETRY_SLEEP_LIMIT": -1.5},
+    ],
+)
+def test_e004_seconds_must_be_positive_numbers(settings, durable):
     settings.DATABASES = {"default": SQLITE_OK}
-    settings.DURABLE = {"STALE_AFTER": 0, "POLL_INTERVAL": "1"}
-    assert ids(check_settings()) == ["django_durable.E004", "django_durable.E004"]
+    settings.DURABLE = durable
+    (message,) = check_settings()
+    assert message.id == "django_durable.E004" and next(iter(durable)) in message.msg
 
 
 def test_none_means_defaults(settings):
@@ -58,13 +75,29 @@ def test_none_means_defaults(settings):
     assert check_settings() == []
 
 
+@pytest.mark.parametrize("recoveries", [-1, 1.5, "3", True, None])
+def test_e008_max_recoveries_must_be_a_whole_number(settings, recoveries):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"MAX_RECOVERIES": recoveries}
+    assert ids(check_settings()) == ["django_durable.E008"]
+    settings.DURABLE = {"MAX_RECOVERIES": 0}
+    assert check_settings() == []
+
+
 @pytest.mark.parametrize(
-    "durable", [{"MAX_RECOVERIES": -1}, {"MAX_RECOVERIES": 1.5}, {"LOG_BUFFER_SIZE": 0}]
+    "durable",
+    [
+        {"LOG_BUFFER_SIZE": 0},
+        {"LOG_BUFFER_SIZE": 2.5},
+        {"MAX_PAYLOAD_BYTES": -1},
+        {"MAX_PAYLOAD_BYTES": 1e6},
+    ],
 )
-def test_e004_other_numbers(settings, durable):
+def test_e009_counts_must_be_whole_numbers_above_zero(settings, durable):
     settings.DATABASES = {"default": SQLITE_OK}
     settings.DURABLE = durable
-    assert ids(check_settings()) == ["django_durable.E004"]
+    (message,) = check_settings()
+    assert message.id == "django_durable.E009" and next(iter(durable)) in message.msg
 
 
 @pytest.mark.parametrize("heartbeat", [0, 30, 45, "5"])
@@ -87,8 +120,9 @@ def test_w006_mysql_needs_read_committed(settings):
 
 def test_e006_listen_database_must_be_an_alias(settings):
     settings.DATABASES = {"default": SQLITE_OK}
-    settings.DURABLE = {"LISTEN_DATABASE": "direct"}
-    assert ids(check_settings()) == ["django_durable.E006"]
+    for listen in ("direct", True, ["default"]):
+        settings.DURABLE = {"LISTEN_DATABASE": listen}
+        assert ids(check_settings()) == ["django_durable.E006"]
     settings.DURABLE = {"LISTEN_DATABASE": False}
     assert check_settings() == []
 
@@ -139,10 +173,79 @@ def test_runworker_rejects_bad_options(option):
 
 
 @pytest.mark.django_db
-def test_w005_sqlite_with_several_threads_is_warned(capsys, settings):
+def test_sqlite_with_several_threads_is_a_warning_log_line(caplog):
+    # Formerly printed as "W005": a check cannot see --concurrency, so the worker logs it.
     from django.db import connection
 
     if connection.vendor != "sqlite":
-        pytest.skip("W005 is about SQLite")
+        pytest.skip("the warning is about SQLite")
     call_command("runworker", "--burst", "--concurrency", "2", "--queue", "empty")
-    assert "django_durable.W005" in capsys.readouterr().err
+    (line,) = [r for r in caplog.records if "event=sqlite_concurrency" in r.getMessage()]
+    assert line.levelname == "WARNING" and "concurrency=2" in line.getMessage()
+
+
+BAD_SHAPES = [
+    {"STALE_AFTRE": 10},
+    {"DATABASE": "jobs"},
+    {"STALE_AFTER": 0},
+    {"HEARTBEAT_INTERVAL": 0},
+    {"LISTEN_DATABASE": "direct"},
+    {"PREPARE_STATEMENTS": "no"},
+    {"MAX_RECOVERIES": -1},
+    {"LOG_BUFFER_SIZE": 0},
+]
+
+
+@pytest.mark.parametrize("durable", BAD_SHAPES)
+def test_every_error_has_a_hint(settings, durable):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = durable
+    (message,) = check_settings()
+    assert message.is_serious() and message.hint
+
+
+def test_the_checks_are_registered(settings):
+    # Through manage.py check, not by calling the function: proves ready() registered it.
+    settings.DURABLE = {"STALE_AFTER": 0}
+    with pytest.raises(SystemCheckError, match=r"django_durable\.E004"):
+        call_command("check")
+    settings.DURABLE = {"LOG_BUFFER_SIZE": 0, "MAX_RECOVERIES": -1}
+    with pytest.raises(SystemCheckError) as raised:
+        call_command("check")
+    assert "django_durable.E008" in str(raised.value) and "E009" in str(raised.value)
+    registered = checks.registry.registry.get_checks()
+    assert check_settings in registered and check_runworker_command in registered
+    # Registered once, though ready() ran and the module was imported again here.
+    assert registered.count(check_settings) == 1
+
+
+def test_every_setting_has_a_typed_property():
+    hints = {
+        name: get_type_hints(getattr(DurableSettings, name).fget)["return"] for name in DEFAULTS
+    }
+    assert hints == {
+        "DATABASE": str,
+        "STALE_AFTER": float,
+        "HEARTBEAT_INTERVAL": float | None,
+        "MAX_RECOVERIES": int,
+        "MAX_PAYLOAD_BYTES": int,
+        "POLL_INTERVAL": float,
+        "LISTEN_DATABASE": str | Literal[False] | None,
+        "STEP_RETRY_SLEEP_LIMIT": float,
+        "PREPARE_STATEMENTS": bool,
+        "LOG_BUFFER_SIZE": int,
+    }
+
+
+def test_properties_read_the_settings_on_every_access(settings):
+    settings.DURABLE = {}
+    assert durable_settings.STALE_AFTER == 30.0 and durable_settings.heartbeat_interval == 10.0
+    assert durable_settings.LISTEN_DATABASE is None and durable_settings.DATABASE == "default"
+    with override_settings(DURABLE={"STALE_AFTER": 9, "LISTEN_DATABASE": False}):
+        assert durable_settings.STALE_AFTER == 9.0
+        assert isinstance(durable_settings.STALE_AFTER, float)
+        assert durable_settings.heartbeat_interval == 3.0
+        assert durable_settings.LISTEN_DATABASE is False
+    with override_settings(DURABLE={"STALE_AFTER": 9, "HEARTBEAT_INTERVAL": 2}):
+        assert durable_settings.heartbeat_interval == 2.0
+    assert durable_settings.STALE_AFTER == 30.0

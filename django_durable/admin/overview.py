@@ -20,8 +20,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from ..conf import durable_settings
-from ..models import Run, RunOverview, Worker
-from ..status import FINISHED_STATUSES, RunStatus
+from ..models import RunOverview, RunQuerySet, Worker
+from ..status import RunStatus
+from . import database
 from .display import format_duration
 
 RECENT_FAILURES = 20
@@ -34,7 +35,7 @@ else:
     ModelAdmin = admin.ModelAdmin
 
 
-def counts(runs: Any) -> tuple[dict[str, int], list[dict[str, Any]]]:
+def counts(runs: RunQuerySet) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Runs per status, and per job and status, from one GROUP BY."""
     by_status: dict[str, int] = defaultdict(int)
     by_job: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -52,7 +53,8 @@ def throughput(now: datetime) -> list[dict[str, Any]]:
     """Runs finished per minute over the last hour, oldest minute first."""
     start = (now - timedelta(hours=1)).replace(second=0, microsecond=0) + timedelta(minutes=1)
     rows = (
-        Run.objects.filter(status__in=FINISHED_STATUSES, finished_at__gte=start)
+        database.runs()
+        .finished_since(start)
         .annotate(minute=TruncMinute("finished_at", tzinfo=UTC))
         .values("minute", "status")
         .annotate(n=Count("pk"))
@@ -78,7 +80,8 @@ def throughput(now: datetime) -> list[dict[str, Any]]:
 def unserved(live: list[Worker]) -> list[dict[str, Any]]:
     """Pending runs that no live worker can take: their job or queue is not served."""
     rows = (
-        Run.objects.filter(status=RunStatus.PENDING)
+        database.runs()
+        .pending()
         .values("job_name", "queue_name")
         .annotate(n=Count("pk"), oldest=Min("run_after"))
         .order_by("job_name", "queue_name")
@@ -127,18 +130,17 @@ class OverviewAdmin(ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         now = timezone.now()
-        by_status, by_job = counts(Run.objects.all())
+        by_status, by_job = counts(database.runs())
+        failed_today = database.runs().failed_since(now - timedelta(hours=24))
         failures = list(
-            Run.objects.filter(status=RunStatus.FAILED, finished_at__gte=now - timedelta(hours=24))
-            .only("id", "job_name", "finished_at", "attempt", "errors")
-            .order_by("-finished_at")[:RECENT_FAILURES]
+            failed_today.only("id", "job_name", "finished_at", "attempt", "errors").order_by(
+                "-finished_at"
+            )[:RECENT_FAILURES]
         )
-        failures_count = Run.objects.filter(
-            status=RunStatus.FAILED, finished_at__gte=now - timedelta(hours=24)
-        ).count()
-        oldest = Run.objects.filter(status=RunStatus.PENDING).aggregate(oldest=Min("run_after"))
+        failures_count = failed_today.count()
+        oldest = database.runs().pending().aggregate(oldest=Min("run_after"))
         oldest_age = format_duration(now - oldest["oldest"]) if oldest["oldest"] else None
-        workers = list(Worker.objects.order_by("-last_seen_at"))
+        workers = list(database.workers().order_by("-last_seen_at"))
         live_since = now - timedelta(seconds=durable_settings.STALE_AFTER)
         live = [worker for worker in workers if worker.last_seen_at >= live_since]
         changelist = reverse("admin:django_durable_run_changelist")

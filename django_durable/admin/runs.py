@@ -16,8 +16,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from ..conf import durable_settings
-from ..models import Run, RunEvent, RunLog, Step
+from ..models import Run, Step
 from ..status import RunStatus
+from . import database
 from .actions import ACTIONS, EventForm, RunAction, perform
 from .display import duration, format_duration, pretty_json, progress_percent, short_time
 from .filters import CreatedFilter, JobFilter, QueueFilter
@@ -101,16 +102,20 @@ class RunAdmin(ModelAdmin):
     # -- the list ---------------------------------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
-        return super().get_queryset(request).only(*self.list_columns)
+        return self._runs(request).only(*self.list_columns)
 
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Run | None:
         # Every column: the run page and the actions read more than the list draws.
         try:
-            return super().get_queryset(request).get(pk=Run._meta.pk.to_python(object_id))
+            return self._runs(request).get(pk=Run._meta.pk.to_python(object_id))
         except (Run.DoesNotExist, ValidationError, ValueError):
             return None
+
+    def _runs(self, request: HttpRequest) -> QuerySet[Run]:
+        """Every run, ordered as the admin orders, read from DURABLE["DATABASE"]."""
+        return super().get_queryset(request).using(durable_settings.DATABASE)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
@@ -260,7 +265,7 @@ class RunAdmin(ModelAdmin):
         if not self.has_view_permission(request, run) or not action.allowed(request):
             raise PermissionDenied
         detail = reverse("admin:django_durable_run_change", args=[run.pk])
-        runs = Run.objects.filter(pk=run.pk)
+        runs = database.runs().filter(pk=run.pk)
         if action.intermediate:
             response = self._intermediate(request, action, runs, name, single=run)
             return response or HttpResponseRedirect(detail)
@@ -282,13 +287,12 @@ class RunAdmin(ModelAdmin):
         if not self.has_view_permission(request, run):
             raise PermissionDenied
         now = timezone.now()
-        steps = list(Step.objects.filter(run_id=run.pk).order_by("position"))
-        logs = list(RunLog.objects.filter(run_id=run.pk).order_by("id")[: DETAIL_LIMIT + 1])
-        events = list(RunEvent.objects.filter(run_id=run.pk).order_by("id")[: DETAIL_LIMIT + 1])
+        # The related managers read the alias the run was read from.
+        steps = list(run.steps.order_by("position"))
+        logs = list(run.logs.order_by("id")[: DETAIL_LIMIT + 1])
+        events = list(run.events.order_by("id")[: DETAIL_LIMIT + 1])
         children = list(
-            Run.objects.filter(parent_id=run.pk)
-            .only("id", "job_name", "status")
-            .order_by("id")[: DETAIL_LIMIT + 1]
+            run.children.only("id", "job_name", "status").order_by("id")[: DETAIL_LIMIT + 1]
         )
         context = {
             **self.admin_site.each_context(request),

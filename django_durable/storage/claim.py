@@ -235,7 +235,7 @@ def _claim_sqlite(
         RunStatus.RUNNING,
         owner,
         token.hex,
-        f"{float(durable_settings.STALE_AFTER):+.6f} seconds",
+        f"{durable_settings.STALE_AFTER:+.6f} seconds",
         ops.adapt_datetimefield_value(now),
     ]
     runs = list(Run.objects.using(alias).raw(sql, [*head, *params, limit]))

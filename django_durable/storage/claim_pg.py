@@ -113,7 +113,7 @@ def claim_postgresql(
         "now": now,
         "owner": owner,
         "token": token,
-        "stale_after": float(durable_settings.STALE_AFTER),
+        "stale_after": durable_settings.STALE_AFTER,
         "timeout_jobs": list(timeouts),
         "timeouts": [float(seconds) for seconds in timeouts.values()],
     }

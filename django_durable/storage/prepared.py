@@ -61,7 +61,7 @@ def prepares(connection: BaseDatabaseWrapper) -> bool:
     options = connection.settings_dict.get("OPTIONS") or {}
     opted_out = "prepare_threshold" in options and options["prepare_threshold"] is None
     return (
-        bool(durable_settings.PREPARE_STATEMENTS)
+        durable_settings.PREPARE_STATEMENTS
         and not opted_out
         and connection.alias not in _not_preparing
     )

@@ -13,6 +13,8 @@ from django.db import connections
 from ...conf import durable_settings
 from ...worker import Worker
 
+logger = logging.getLogger("django_durable")
+
 VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO, 3: logging.DEBUG}
 
 
@@ -93,12 +95,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options["verbosity"])
-        alias = durable_settings.DATABASE
-        if connections[alias].vendor == "sqlite" and options["concurrency"] > 1:
-            self.stderr.write(
-                "django_durable.W005: SQLite allows one writer at a time; --concurrency "
-                f"{options['concurrency']} adds contention, not speed. Use 1, or PostgreSQL."
-            )
         queues = options["queues"] or ["default"]
         worker = Worker(
             queues=None if "*" in queues else queues,
@@ -111,6 +107,16 @@ class Command(BaseCommand):
         )
         if not worker.jobs:
             raise CommandError("No jobs are registered: define @job functions in an app's jobs.py.")
+        # A log line, not a system check: checks cannot see --concurrency, and a warning
+        # that names this worker lands in the same log as its start line.
+        if connections[durable_settings.DATABASE].vendor == "sqlite" and worker.concurrency > 1:
+            logger.warning(
+                "worker=%s event=sqlite_concurrency concurrency=%s hint=%s",
+                worker.worker_id,
+                worker.concurrency,
+                "SQLite allows one writer at a time, so more threads add contention, not "
+                "speed: use --concurrency 1, or PostgreSQL",
+            )
         self._install_signal_handlers(worker)
         worker.run()
 
