@@ -204,6 +204,8 @@ def test_every_error_has_a_hint(settings, durable):
     assert message.is_serious() and message.hint
 
 
+# Django 6.1's model checks ask every database whether it supports JSONField.
+@pytest.mark.django_db(databases="__all__")
 def test_the_checks_are_registered(settings):
     # Through manage.py check, not by calling the function: proves ready() registered it.
     settings.DURABLE = {"STALE_AFTER": 0}
