@@ -45,3 +45,19 @@ def to_timedelta(value: Any, parameter: str, *, positive: bool = False) -> timed
 def optional_timedelta(value: Any, parameter: str, *, positive: bool = False) -> timedelta | None:
     """:func:`to_timedelta`, with ``None`` passed through."""
     return None if value is None else to_timedelta(value, parameter, positive=positive)
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """A command-line age such as ``90s``, ``15m``, ``1h`` or ``7d`` as a timedelta.
+
+    ``ValueError`` naming the accepted forms for anything else.
+    """
+    number, unit = text[:-1], text[-1:]
+    if unit in AGE_UNITS and number.isdigit():
+        return timedelta(seconds=int(number) * AGE_UNITS[unit])
+    raise ValueError(
+        f"{text!r} is not an age: write a whole number and a unit, s, m, h or d (e.g. 1h, 7d)"
+    )

@@ -18,9 +18,7 @@ from django.http import HttpRequest
 from ..exceptions import RunNotFound
 from ..models import Run
 from ..operations import cancel_run, restart_run, retry_run, send_event
-from ..status import FINISHED_STATUSES, RunStatus
-
-UNFINISHED = frozenset(set(RunStatus) - FINISHED_STATUSES)
+from ..operator_rules import RULES, Rule
 
 
 @dataclass(frozen=True)
@@ -29,8 +27,7 @@ class RunAction:
     label: str  # the button
     done: str  # what the message says happened, e.g. "Retried"
     permission: str  # codename in django_durable
-    legal: frozenset[str]
-    legal_text: str  # "failed or cancelled"
+    rule: Rule
     # Restart and send event go through a page of their own before anything happens.
     intermediate: bool
     operation: Callable[..., Any]
@@ -47,8 +44,7 @@ ACTIONS = {
             "Retry",
             "Retried",
             "retry_run",
-            frozenset({RunStatus.FAILED, RunStatus.CANCELLED}),
-            "failed or cancelled",
+            RULES["retry"],
             False,
             lambda run_id: retry_run(run_id),
         ),
@@ -57,8 +53,7 @@ ACTIONS = {
             "Cancel",
             "Cancelled",
             "cancel_run",
-            UNFINISHED,
-            "unfinished",
+            RULES["cancel"],
             False,
             lambda run_id: cancel_run(run_id),
         ),
@@ -67,8 +62,7 @@ ACTIONS = {
             "Restart from scratch",
             "Restarted",
             "restart_run",
-            FINISHED_STATUSES,
-            "finished",
+            RULES["restart"],
             True,
             lambda run_id: restart_run(run_id),
         ),
@@ -77,8 +71,7 @@ ACTIONS = {
             "Send event",
             "Sent the event to",
             "send_event",
-            UNFINISHED,
-            "unfinished",
+            RULES["send_event"],
             True,
             lambda run_id, name, payload: send_event(run_id, name, payload),
         ),
@@ -118,7 +111,7 @@ def perform(
     """Apply ``action`` to the legal runs among ``runs``; report and log what happened."""
     done = skipped = 0
     for run in runs:
-        if run.status not in action.legal:
+        if action.rule.refusal(run.status):
             skipped += 1
             continue
         try:
@@ -135,7 +128,7 @@ def perform(
         model_admin.message_user(
             request,
             f"Skipped {plural(skipped)} that {'was' if skipped == 1 else 'were'} not "
-            f"{action.legal_text}.",
+            f"{action.rule.legal_text}.",
             messages.WARNING,
         )
     return done

@@ -220,7 +220,7 @@ class RunAdmin(ModelAdmin):
         if ready:
             perform(self, request, action, queryset.iterator(), *arguments)
             return None
-        legal = queryset.filter(status__in=action.legal)
+        legal = queryset.filter(status__in=action.rule.legal)
         runs = list(legal.only(*self.list_columns)[:DETAIL_LIMIT])
         legal_count = legal.count() if len(runs) == DETAIL_LIMIT else len(runs)
         context = {
@@ -318,7 +318,7 @@ class RunAdmin(ModelAdmin):
             "buttons": [
                 action
                 for action in ACTIONS.values()
-                if run.status in action.legal and action.allowed(request)
+                if not action.rule.refusal(run.status) and action.allowed(request)
             ],
             "media": self.media,
             **(extra_context or {}),
