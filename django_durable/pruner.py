@@ -15,6 +15,7 @@ from .conf import durable_settings
 from .retention import job_policies, project_policy
 from .storage import get_storage
 from .storage.prune import Pruning, prune_batch
+from .storage.workers import worker_pruned
 
 logger = logging.getLogger("django_durable")
 
@@ -55,6 +56,7 @@ class Pruner:
             )
         if looked_at < batch_size:  # the pass is over
             self.pass_ = None
+            worker_pruned(durable_settings.DATABASE, self.worker_id)
             self.next_at = now + durable_settings.PRUNE_INTERVAL
         else:
             self.next_at = now + BATCH_PAUSE

@@ -244,6 +244,7 @@ def test_two_workers_prune_while_a_third_drains_new_runs(tmp_path):
     finally:
         for worker in [*pruners, drainer]:
             worker.terminate()
+            print(worker.log_path.name, worker.output[-3000:])  # shown if the test fails
     assert Run.objects.filter(parent_id=None).count() == len(fresh)
     assert Run.objects.count() == 3 * len(fresh)  # every new family intact
     assert all(count == 0 for count in orphans().values())
@@ -259,3 +260,41 @@ def test_two_workers_prune_while_a_third_drains_new_runs(tmp_path):
     assert pruned == total  # each family deleted once, by one of the two
     assert "Traceback" not in "".join(logs)
     assert len(fresh) > 5  # the drain really ran beside the pruning
+
+
+def test_the_overview_shows_the_policy_the_tables_and_the_last_pass(client, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from django_durable.models import Worker
+    from django_durable.storage.workers import worker_pruned
+
+    user = django_user_model.objects.create_user("op", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_run"))
+    client.force_login(user)
+    jobs.echo.enqueue()
+    run_until_idle()
+    url = reverse("admin:django_durable_runoverview_changelist")
+    with override_settings(DURABLE={**settings_durable(), "RETENTION": {"failed": None}}):
+        page = client.get(url).content.decode()
+    flat = page.replace("\n", "").replace("  ", "")
+    assert "<h2>Retention</h2>" in page
+    assert "<td>7.0 days</td><td>for ever</td><td>30.0 days</td>" in flat
+    assert "<td>tests.short_lived</td><td>24.0 h</td><td>24.0 h</td><td>24.0 h</td>" in flat
+    assert "No registered worker has finished a pruning pass yet" in page
+    tables = {row["label"]: row for row in client.get(url).context["retention"]["tables"]}
+    assert set(tables) == {"runs", "journal entries", "log lines", "events"}
+    if connection.vendor == "sqlite":  # counted; the servers' figures are estimates
+        assert tables["runs"]["rows"] == 1 and not tables["runs"]["estimated"]
+    now = timezone.now()
+    Worker.objects.create(
+        worker_id="w-1", hostname="h", pid=1, concurrency=1, started_at=now, last_seen_at=now
+    )
+    worker_pruned("default", "w-1")
+    assert "by <code>w-1</code>" in client.get(url).content.decode()
+
+
+def settings_durable():
+    from django.conf import settings
+
+    return dict(settings.DURABLE)
