@@ -2,6 +2,7 @@
 
 from .exceptions import (
     ChildRunFailed,
+    ChildRunMissing,
     DurableError,
     EventTimeout,
     InvalidEventName,
@@ -24,6 +25,7 @@ from .status import RunStatus
 
 __all__ = [
     "ChildRunFailed",
+    "ChildRunMissing",
     "DurableError",
     "EventTimeout",
     "InvalidEventName",

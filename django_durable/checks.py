@@ -12,11 +12,12 @@ from django.conf import settings
 from django.core import checks
 
 from .conf import DEFAULTS, durable_settings
+from .retention import project_policy
 
 # Settings in seconds: any int or float above zero.
-SECONDS = ("STALE_AFTER", "POLL_INTERVAL", "STEP_RETRY_SLEEP_LIMIT")
+SECONDS = ("STALE_AFTER", "POLL_INTERVAL", "STEP_RETRY_SLEEP_LIMIT", "PRUNE_INTERVAL")
 # Settings that count something: a whole number above zero.
-COUNTS = ("MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE")
+COUNTS = ("MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE", "PRUNE_BATCH_SIZE")
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -122,6 +123,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 f"({stale_after!r}), got {heartbeat!r}.",
                 hint="Leave it unset to heartbeat every STALE_AFTER / 3 seconds.",
                 id="django_durable.E005",
+            )
+        )
+    try:
+        project_policy()
+    except (TypeError, ValueError) as error:
+        errors.append(
+            checks.Error(
+                f"DURABLE['RETENTION'] is not a retention policy: {error}.",
+                hint="None keeps every run; one duration (a timedelta or seconds) applies "
+                "to every finished status; a dict names some of completed, failed, "
+                "cancelled, each a duration or None (kept for ever).",
+                id="django_durable.E010",
             )
         )
     errors += _check_sqlite(alias) + _check_mysql(alias)

@@ -11,6 +11,9 @@ from typing import Literal, cast
 
 from django.conf import settings
 
+from .retention import DEFAULT as DEFAULT_RETENTION
+from .retention import Policy, project_policy
+
 DEFAULTS: dict[str, object] = {
     # Database alias holding every django_durable table. Enqueue joins the caller's
     # transaction only on this alias.
@@ -40,6 +43,12 @@ DEFAULTS: dict[str, object] = {
     "PREPARE_STATEMENTS": True,
     # Buffered ctx.log records written together once this many are waiting.
     "LOG_BUFFER_SIZE": 100,
+    # How long finished runs are kept, per status; None keeps everything. See retention.py.
+    "RETENTION": DEFAULT_RETENTION,
+    # Pruning: root runs (with their families) deleted per transaction, and the seconds a
+    # worker waits between pruning passes.
+    "PRUNE_BATCH_SIZE": 200,
+    "PRUNE_INTERVAL": 60.0,
 }
 
 
@@ -105,6 +114,19 @@ class DurableSettings:
     @property
     def LOG_BUFFER_SIZE(self) -> int:
         return self._int("LOG_BUFFER_SIZE")
+
+    @property
+    def RETENTION(self) -> Policy:
+        """The project's policy, every finished status filled in (see ``retention.py``)."""
+        return project_policy()
+
+    @property
+    def PRUNE_BATCH_SIZE(self) -> int:
+        return self._int("PRUNE_BATCH_SIZE")
+
+    @property
+    def PRUNE_INTERVAL(self) -> float:
+        return self._float("PRUNE_INTERVAL")
 
     @property
     def heartbeat_interval(self) -> float:

@@ -109,6 +109,11 @@ class ChildRunFailed(DurableError):
         self.failures = failures
 
 
+class ChildRunMissing(DurableError, LookupError):
+    """A child run awaited by ``ctx.wait_for_children`` no longer exists (deleted by hand:
+    pruning keeps the children of an unfinished parent)."""
+
+
 class RunCancelled(BaseException):
     """Raised inside a job whose run was cancelled, at its next operation or at
     ``ctx.check_cancelled()``. A ``BaseException``: let it propagate."""

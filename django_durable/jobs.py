@@ -17,6 +17,8 @@ from .durations import optional_timedelta, to_timedelta
 from .exceptions import JobNotRegistered
 from .handles import RunHandle
 from .payloads import to_json
+from .retention import DEFAULT as DEFAULT_RETENTION
+from .retention import RetentionSpec, job_policy
 from .retry import RetryPolicy
 from .storage import get_storage
 from .storage.base import NewRun
@@ -47,6 +49,8 @@ class Job:
     idempotency_key: str | None = None
     concurrency_key: str | None = None
     run_after: datetime | timedelta | float | None = None
+    # How long this job's finished runs are kept; None follows DURABLE["RETENTION"].
+    retention: RetentionSpec = None
     # The job function's signature without ctx, to check arguments at enqueue.
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
 
@@ -65,6 +69,7 @@ class Job:
         set_field = object.__setattr__  # frozen: normalise the options in place
         set_field(self, "timeout", optional_timedelta(self.timeout, "timeout", positive=True))
         set_field(self, "run_after", _run_after(self.run_after))
+        job_policy(self.retention, DEFAULT_RETENTION)  # checked now, applied when pruning
         parameters = list(inspect.signature(self.func).parameters.values())
         set_field(self, "signature", inspect.Signature(parameters[1:]))
 
@@ -206,13 +211,15 @@ def job(
     priority: int = 0,
     retry: RetryPolicy | None = None,
     timeout: timedelta | float | None = None,
+    retention: RetentionSpec = None,
 ) -> Callable[[Callable[..., Any]], Job]: ...
 def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     """Register a job: a function taking ``ctx`` first, then JSON arguments.
 
-    Use as ``@job`` or ``@job(name=..., queue_name=..., priority=..., retry=..., timeout=...)``.
-    ``timeout`` is a ``timedelta`` or a number of seconds. Options are checked here, at
-    decoration: a wrong type is a ``TypeError`` naming the option and the value.
+    Use as ``@job`` or ``@job(name=..., queue_name=..., priority=..., retry=..., timeout=...,
+    retention=...)``. ``timeout`` is a ``timedelta`` or a number of seconds; ``retention``
+    how long finished runs of the job are kept (see ``DURABLE["RETENTION"]``). Options are
+    checked here, at decoration: a wrong type is a ``TypeError`` naming the option and the value.
     """
     if func is not None:
         return _register(func, **options)

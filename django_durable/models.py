@@ -263,6 +263,8 @@ class Worker(models.Model):
     concurrency = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    # When this worker last finished a pruning pass (the overview shows the latest).
+    pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["worker_id"]

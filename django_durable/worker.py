@@ -26,6 +26,7 @@ from .conf import durable_settings
 from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
 from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
+from .pruner import Pruner
 from .runner import execute_run, send_run_signal
 from .storage import get_storage
 from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, WorkerInfo
@@ -98,6 +99,7 @@ class Worker:
         self._active: dict[uuid.UUID, _Active] = {}
         self._lock = threading.Lock()
         self._next_presence = 0.0
+        self._pruner = Pruner(self.worker_id)
 
     @property
     def stopping(self) -> bool:
@@ -188,6 +190,7 @@ class Worker:
                 if now >= next_sweep:
                     runnable = self._sweep()
                     next_sweep = now + self.poll_interval
+                self._pruner.prune_if_due(now)
             except DatabaseError as error:
                 failures += 1
                 delay = min(MAX_BACKOFF, self.poll_interval * 2**failures) * random.uniform(0.5, 1)

@@ -119,6 +119,8 @@ else:
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),
     "POLL_INTERVAL": 0.1,
+    # Worker subprocesses of the retention tests prune often; others at the default.
+    "PRUNE_INTERVAL": float(os.environ.get("DURABLE_TEST_PRUNE_INTERVAL", 60)),
     # Worker subprocesses started with DURABLE_TEST_POLL_ONLY poll instead of LISTEN.
     "LISTEN_DATABASE": False if os.environ.get("DURABLE_TEST_POLL_ONLY") else None,
 }

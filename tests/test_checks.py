@@ -1,5 +1,6 @@
 """One test per system check id."""
 
+from datetime import timedelta
 from typing import Literal, get_type_hints
 
 import pytest
@@ -236,6 +237,9 @@ def test_every_setting_has_a_typed_property():
         "STEP_RETRY_SLEEP_LIMIT": float,
         "PREPARE_STATEMENTS": bool,
         "LOG_BUFFER_SIZE": int,
+        "RETENTION": dict[str, timedelta | None],
+        "PRUNE_BATCH_SIZE": int,
+        "PRUNE_INTERVAL": float,
     }
 
 

@@ -10,6 +10,7 @@ test app so the test database has its table.
 """
 
 import ast
+import io
 import re
 import tomllib
 import warnings
@@ -17,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
@@ -41,6 +43,7 @@ from docs.snippets.events.tests import RefundTests  # noqa: F401
 from docs.snippets.quickstart import jobs as quickstart_jobs
 from docs.snippets.quickstart import models
 from docs.snippets.quickstart.tests import FulfilOrderTests  # noqa: F401
+from docs.snippets.retention import jobs as retention_jobs
 from docs.snippets.retries import jobs as retries_jobs
 from docs.snippets.sleep import jobs as sleep_jobs
 from docs.snippets.stand_ins import mailer, payments
@@ -181,6 +184,9 @@ def test_settings_samples_pass_the_system_checks():
 
     mysql = exec_settings("settings_mysql.py")["DATABASES"]
     assert durable_messages(DATABASES=mysql) == set()
+
+    retention = exec_settings("settings_retention.py")["DURABLE"]
+    assert durable_messages(DURABLE=retention) == set()
 
     pgbouncer = exec_settings("settings_pgbouncer.py")
     assert durable_messages(DATABASES=pgbouncer["DATABASES"], DURABLE=pgbouncer["DURABLE"]) == set()
@@ -335,6 +341,15 @@ def test_upgraded_job_runs_next_to_the_old_version():
         "send-thanks",
         "ask-for-review",
     ]
+
+
+@pytest.mark.django_db
+def test_a_jobs_own_retention_prunes_it_sooner():
+    run = retention_jobs.ping_partner.enqueue(7)
+    run_until_idle()
+    Run.objects.filter(pk=run.id).update(finished_at=timezone.now() - timedelta(days=2))
+    call_command("prune_runs", stdout=io.StringIO())
+    assert not Run.objects.filter(pk=run.id).exists()
 
 
 def test_settings_reference_lists_every_setting_and_check():

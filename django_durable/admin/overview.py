@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
@@ -21,9 +22,11 @@ from django.utils import timezone
 
 from ..conf import durable_settings
 from ..models import RunOverview, RunQuerySet, Worker
+from ..retention import Policy, job_policies, project_policy
 from ..status import RunStatus
 from . import database
 from .display import format_duration
+from .table_rows import table_rows
 
 RECENT_FAILURES = 20
 
@@ -75,6 +78,29 @@ def throughput(now: datetime) -> list[dict[str, Any]]:
         }
         for minute, total in zip(minutes, totals, strict=True)
     ]
+
+
+def retention(workers: list[Worker]) -> dict[str, Any]:
+    """The policy in force, the jobs with their own, the table sizes, the last pass."""
+    project = project_policy()
+
+    def kept(policy: Policy) -> list[dict[str, str]]:
+        return [
+            {"status": status, "kept": "for ever" if keep is None else format_duration(keep)}
+            for status, keep in policy.items()
+        ]
+
+    passes = [worker for worker in workers if worker.pruned_at is not None]
+    return {
+        "policy": kept(project),
+        "jobs": [
+            {"name": name, "policy": kept(policy)}
+            for name, policy in sorted(job_policies(project).items())
+        ],
+        "tables": table_rows(),
+        "prune_interval": durable_settings.PRUNE_INTERVAL,
+        "last_pass": max(passes, key=attrgetter("pruned_at")) if passes else None,
+    }
 
 
 def unserved(live: list[Worker]) -> list[dict[str, Any]]:
@@ -168,6 +194,7 @@ class OverviewAdmin(ModelAdmin):
             "unserved": unserved(live),
             "live_workers": live,
             "dead_workers": [worker for worker in workers if worker.last_seen_at < live_since],
+            "retention": retention(workers),
             "changelist_url": changelist,
             "media": self.media,
             **(extra_context or {}),

@@ -16,7 +16,7 @@ from django.db import connections
 from django.db.models import F
 from django.utils import timezone
 
-from ..exceptions import RunFinished, RunNotFound
+from ..exceptions import ChildRunMissing, RunFinished, RunNotFound
 from ..models import ConcurrencySlot, Run, RunEvent, Step
 from ..notify import announce
 from ..status import FINISHED_STATUSES, RunStatus
@@ -107,6 +107,12 @@ class FencedRunTransaction:
                 .values_list("pk", "status", "output", "errors")
             )
         found = {pk: (status, output, errors) for pk, status, output, errors in rows}
+        missing = [str(child_id) for child_id in ids if child_id not in found]
+        if missing:
+            raise ChildRunMissing(
+                f"child run(s) {', '.join(missing)} of run {self.lease.run_id} no longer "
+                "exist: deleted while the parent was unfinished, so their outputs are lost"
+            )
         return [
             ChildState(
                 id=child_id,

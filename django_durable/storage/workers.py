@@ -42,3 +42,7 @@ def worker_seen(alias: str, info: WorkerInfo) -> None:
 
 def worker_stopped(alias: str, worker_id: str) -> None:
     Worker.objects.using(alias).filter(pk=worker_id).delete()
+
+
+def worker_pruned(alias: str, worker_id: str) -> None:
+    Worker.objects.using(alias).filter(pk=worker_id).update(pruned_at=DbNow())

@@ -293,3 +293,13 @@ def starts_keyed_child(ctx, key):
 @job(name="tests.keyed_grandparent")
 def keyed_grandparent(ctx, grandchild_key):
     return ctx.wait_for_children([ctx.start_child(starts_keyed_child, grandchild_key)])
+
+
+@job(name="tests.short_lived", retention=timedelta(days=1))
+def short_lived(ctx):
+    return ctx.step("only", lambda: 1)
+
+
+@job(name="tests.kept_when_failed", retention={"failed": None})
+def kept_when_failed(ctx):
+    return ctx.step("only", lambda: 1)

@@ -1,0 +1,300 @@
+"""Retention: whole finished families past their retention are pruned, nothing else."""
+
+import io
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from django_durable import ChildRunMissing, RunStatus, job
+from django_durable.models import ConcurrencySlot, Run, RunEvent, RunLog, Step
+from django_durable.testing import run_until_idle
+from tests.testapp import jobs
+from tests.workers import ROOT, LoggedProcess, WorkerProcess, wait_until
+
+pytestmark = pytest.mark.django_db
+
+
+def age(run_ids, days):
+    """Pretend these runs finished ``days`` ago."""
+    Run.objects.filter(pk__in=run_ids).update(finished_at=timezone.now() - timedelta(days=days))
+
+
+def family(root_id):
+    return [root_id, *Run.objects.filter(parent_id=root_id).values_list("pk", flat=True)]
+
+
+def counts(line):
+    """ "Deleted 3 runs (...)" without its verb and its duration."""
+    return line.split(" in ")[0].removeprefix("Would delete ").removeprefix("Deleted ")
+
+
+def prune(*args):
+    out = io.StringIO()
+    call_command("prune_runs", *args, stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_finished_families_past_retention_go_with_every_row():
+    old = jobs.fan_out.enqueue([2, 3])
+    recent = jobs.fan_out.enqueue([4])
+    run_until_idle()
+    jobs.approval.enqueue()  # a waiting run is never pruned, whatever its age
+    run_until_idle()
+    old_family = family(old.id)
+    age(old_family, 8)
+    age(family(recent.id), 6)  # completed runs are kept 7 days by default
+    steps = Step.objects.filter(run_id__in=old_family).count()
+    assert steps > 0
+    line = prune()
+    assert line.startswith(f"Deleted 3 runs ({steps} journal entries,")
+    assert not Run.objects.filter(pk__in=old_family).exists()
+    assert not Step.objects.filter(run_id__in=old_family).exists()
+    assert Run.objects.filter(pk__in=family(recent.id)).count() == 2
+    assert Run.objects.filter(status=RunStatus.WAITING).count() == 1
+
+
+def test_a_finished_child_of_an_unfinished_parent_is_kept_and_read_later():
+    parent = jobs.fan_out.enqueue([2, 3])
+    run_until_idle(max_runs=2)  # the parent parks, one child completes
+    children = list(Run.objects.filter(parent_id=parent.id))
+    done = [child.pk for child in children if child.status == RunStatus.COMPLETED]
+    assert len(done) == 1
+    age(done, 60)
+    assert prune("--older-than", "1d").startswith("Deleted 0 runs")
+    assert Run.objects.filter(pk__in=done).exists()
+    run_until_idle()
+    parent.refresh()
+    assert parent.status == RunStatus.COMPLETED and parent.output == 13
+
+
+def test_a_child_deleted_by_hand_is_a_named_error_in_the_parent():
+    parent = jobs.fan_out.enqueue([2, 3])
+    run_until_idle(max_runs=2)
+    Run.objects.filter(parent_id=parent.id, status=RunStatus.COMPLETED).delete()
+    run_until_idle()
+    parent.refresh()
+    assert parent.status == RunStatus.FAILED
+    assert parent.error["type"].endswith("ChildRunMissing")
+    assert "no longer exist" in parent.error["message"]
+    assert issubclass(ChildRunMissing, LookupError)
+
+
+def test_the_idempotency_key_of_a_pruned_run_is_free_again():
+    first = jobs.echo.using(idempotency_key="order-7").enqueue()
+    run_until_idle()
+    age([first.id], 8)
+    prune()
+    again = jobs.echo.using(idempotency_key="order-7").enqueue()
+    assert again.created and again.id != first.id
+
+
+def test_per_job_and_per_status_retention():
+    short = jobs.short_lived.enqueue()
+    plain = jobs.echo.enqueue()
+    kept = jobs.kept_when_failed.enqueue()
+    failed = jobs.echo.enqueue()
+    run_until_idle()
+    Run.objects.filter(pk__in=[kept.id, failed.id]).update(status=RunStatus.FAILED)
+    age([short.id, plain.id], 2)
+    age([kept.id, failed.id], 400)
+    assert prune().startswith("Deleted 2 runs")
+    left = set(Run.objects.values_list("pk", flat=True))
+    assert left == {plain.id, kept.id}  # 1 day for short_lived; failed kept for ever
+
+
+def test_status_and_job_filters_and_a_dry_run_that_counts_what_then_goes():
+    runs = [jobs.echo.enqueue(), jobs.echo.enqueue(), jobs.two_steps.enqueue()]
+    run_until_idle()
+    age([run.id for run in runs], 100)
+    Run.objects.filter(pk=runs[1].id).update(status=RunStatus.CANCELLED)
+    assert prune("--status", "cancelled", "--dry-run").startswith("Would delete 1 runs")
+    assert Run.objects.count() == 3
+    dry = prune("--job", "tests.two_steps", "--dry-run")
+    real = prune("--job", "tests.two_steps")
+    assert dry.startswith("Would delete 1 runs (2 journal entries")
+    assert counts(dry) == counts(real)
+    assert set(Run.objects.values_list("pk", flat=True)) == {runs[0].id, runs[1].id}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--older-than", "soon"), "--older-than: 'soon' is not an age"),
+        (("--status", "pending"), "--status takes finished statuses"),
+        (("--batch-size", "0"), "--batch-size must be 1 or more"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message(args, message):
+    with pytest.raises(CommandError, match=message) as caught:
+        prune(*args)
+    assert caught.value.returncode == 2
+
+
+def test_retention_is_checked_where_it_is_written():
+    with pytest.raises(TypeError, match="retention must be a timedelta"):
+        job(name="tests.bad_retention", retention="7d")(lambda ctx: None)
+    with pytest.raises(ValueError, match="unknown statuses done"):
+        job(name="tests.bad_retention", retention={"done": 1})(lambda ctx: None)
+    for bad in ("7d", {"completed": -1}, {"running": 3}):
+        with override_settings(DURABLE={"RETENTION": bad}):
+            ids = [message.id for message in checks.run_checks()]
+        assert "django_durable.E010" in ids, bad
+    with override_settings(DURABLE={"RETENTION": None}):
+        assert "django_durable.E010" not in [m.id for m in checks.run_checks()]
+
+
+def old_families(count, *, children=2, steps=3):
+    """``count`` completed families, finished 10 days ago, with journals, logs and events."""
+    finished = timezone.now() - timedelta(days=10)
+    done = {"status": RunStatus.COMPLETED, "started_at": finished, "finished_at": finished}
+    roots = Run.objects.bulk_create(Run(job_name="tests.echo", **done) for _ in range(count))
+    kids = Run.objects.bulk_create(
+        Run(job_name="tests.echo", parent=root, **done) for root in roots for _ in range(children)
+    )
+    every = roots + kids
+    Step.objects.bulk_create(
+        Step(run=run, position=i, name=f"s{i}", status="completed")
+        for run in every
+        for i in range(steps)
+    )
+    RunLog.objects.bulk_create(RunLog(run=run, level=20, message="hello") for run in every)
+    RunEvent.objects.bulk_create(RunEvent(run=run, name="e") for run in roots)
+    return len(every)
+
+
+def orphans():
+    runs = Run.objects.values("pk")
+    return {
+        "steps": Step.objects.exclude(run_id__in=runs).count(),
+        "logs": RunLog.objects.exclude(run_id__in=runs).count(),
+        "events": RunEvent.objects.exclude(run_id__in=runs).count(),
+        "slots": ConcurrencySlot.objects.exclude(run_id__in=runs).count(),
+        "children": Run.objects.exclude(parent_id=None).exclude(parent_id__in=runs).count(),
+    }
+
+
+def manage_py(log_path, *args):
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+    }
+    return LoggedProcess(
+        log_path, [sys.executable, "-m", "django", *args], cwd=ROOT, env={**os.environ, **env}
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prune_killed_mid_batch_leaves_whole_families_and_the_next_finishes(tmp_path):
+    total = old_families(1500)
+    prune_run = manage_py(tmp_path / "prune.log", "prune_runs", "--batch-size", "20")
+    try:
+        wait_until(lambda: Run.objects.count() < total - 300, what="pruning to start")
+        prune_run.process.send_signal(signal.SIGKILL)
+    finally:
+        prune_run.kill()
+    left = Run.objects.count()
+    assert 0 < left < total and left % 3 == 0  # families of three, never part of one
+    assert all(count == 0 for count in orphans().values())
+    assert Run.objects.filter(parent_id=None).count() * 3 == left
+    assert prune().startswith(f"Deleted {left} runs ({left * 3} journal entries, {left} log")
+    assert Run.objects.count() == 0 and Step.objects.count() == 0
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="one writer at a time: SKIP LOCKED is for servers"
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_prune_while_a_third_drains_new_runs(tmp_path):
+    total = old_families(600)
+    pruners = [
+        WorkerProcess(
+            tmp_path / f"pruner-{i}.log",
+            "--queue",
+            "nothing-here",
+            DURABLE_TEST_PRUNE_INTERVAL="0.2",
+        )
+        for i in range(2)
+    ]
+    drainer = WorkerProcess(tmp_path / "drainer.log", "--concurrency", "4")
+    fresh = []
+    try:
+        deadline = time.monotonic() + 60
+        while Run.objects.filter(finished_at__lt=timezone.now() - timedelta(days=1)).exists():
+            assert time.monotonic() < deadline, "pruning did not finish in 60 s"
+            fresh.append(jobs.fan_out.enqueue([1, 2]).id)
+            time.sleep(0.1)
+        wait_until(
+            lambda: (
+                Run.objects.filter(pk__in=fresh, status=RunStatus.COMPLETED).count() == len(fresh)
+            ),
+            timeout=90,
+            what="every new run to complete",
+        )
+    finally:
+        for worker in [*pruners, drainer]:
+            worker.terminate()
+            print(worker.log_path.name, worker.output[-3000:])  # shown if the test fails
+    assert Run.objects.filter(parent_id=None).count() == len(fresh)
+    assert Run.objects.count() == 3 * len(fresh)  # every new family intact
+    assert all(count == 0 for count in orphans().values())
+    logs = [worker.output for worker in pruners]
+    pruned = sum(
+        int(part.split("=")[1])
+        for log in logs
+        for line in log.splitlines()
+        if "event=pruned" in line
+        for part in line.split()
+        if part.startswith("runs=")
+    )
+    assert pruned == total  # each family deleted once, by one of the two
+    assert "Traceback" not in "".join(logs)
+    assert len(fresh) > 5  # the drain really ran beside the pruning
+
+
+def test_the_overview_shows_the_policy_the_tables_and_the_last_pass(client, django_user_model):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from django_durable.models import Worker
+    from django_durable.storage.workers import worker_pruned
+
+    user = django_user_model.objects.create_user("op", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_run"))
+    client.force_login(user)
+    jobs.echo.enqueue()
+    run_until_idle()
+    url = reverse("admin:django_durable_runoverview_changelist")
+    with override_settings(DURABLE={**settings_durable(), "RETENTION": {"failed": None}}):
+        page = client.get(url).content.decode()
+    flat = page.replace("\n", "").replace("  ", "")
+    assert "<h2>Retention</h2>" in page
+    assert "<td>7.0 days</td><td>for ever</td><td>30.0 days</td>" in flat
+    assert "<td>tests.short_lived</td><td>24.0 h</td><td>24.0 h</td><td>24.0 h</td>" in flat
+    assert "No registered worker has finished a pruning pass yet" in page
+    tables = {row["label"]: row for row in client.get(url).context["retention"]["tables"]}
+    assert set(tables) == {"runs", "journal entries", "log lines", "events"}
+    if connection.vendor == "sqlite":  # counted; the servers' figures are estimates
+        assert tables["runs"]["rows"] == 1 and not tables["runs"]["estimated"]
+    now = timezone.now()
+    Worker.objects.create(
+        worker_id="w-1", hostname="h", pid=1, concurrency=1, started_at=now, last_seen_at=now
+    )
+    worker_pruned("default", "w-1")
+    assert "by <code>w-1</code>" in client.get(url).content.decode()
+
+
+def settings_durable():
+    from django.conf import settings
+
+    return dict(settings.DURABLE)
