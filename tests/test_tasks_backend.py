@@ -427,13 +427,14 @@ def test_sigkill_during_a_context_task_resumes_without_rerunning_its_steps(tmp_p
 @pytest.mark.django_db(transaction=True)
 def test_a_hanging_task_cancelled_while_a_worker_runs_it_reads_failed(tmp_path):
     hanging = tasks.hang_until_cancelled.enqueue()
-    worker = WorkerProcess(tmp_path / "worker.log", "--worker-id", "w1")
+    # A short grace: on a failure below, the hanging task must not hold the worker's exit.
+    worker = WorkerProcess(tmp_path / "worker.log", "--worker-id", "w1", "--grace", "1")
     try:
         wait_until(
-            lambda: backend().get_result(hanging.id).status == TaskResultStatus.RUNNING,
+            lambda: backend().get_result(hanging.id).worker_ids == ["w1"],
             what="the task to start",
         )
-        assert backend().get_result(hanging.id).worker_ids == ["w1"]
+        assert backend().get_result(hanging.id).status == TaskResultStatus.RUNNING
         cancel_run(hanging.id)
         wait_until(lambda: backend().get_result(hanging.id).is_finished, what="the cancel")
         # The worker goes on with other work.
