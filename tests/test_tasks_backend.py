@@ -29,7 +29,7 @@ from django_durable.tasks import CANCELLED_CLASS_PATH, DurableBackend
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs, tasks
 from tests.testapp.jobs import executions
-from tests.workers import WorkerProcess, wait_until
+from tests.workers import WorkerProcess, process_env, wait_until
 
 try:
     from django.tasks import TaskResultStatus, task_backends
@@ -139,12 +139,40 @@ def test_results_read_back_after_a_real_burst_worker(tmp_path):
     assert context_result.return_value == {"attempt": 1, "run_id": with_context.id}
     assert backend().get_result(task_id.id).return_value == task_id.id
 
+    # A fresh process, which knows the tasks by importing the apps' tasks.py, reads the same.
+    script = (
+        "import json; from tests.testapp import tasks; "
+        f"r = tasks.calculate_meaning_of_life.get_result({meaning.id!r}); "
+        "print(json.dumps([r.status, r.return_value, r.worker_ids]))"
+    )
+    reader = subprocess.run(
+        [sys.executable, "-m", "django", "shell", "-v", "0", "-c", script],
+        env=process_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reader.returncode == 0, reader.stderr
+    assert json.loads(reader.stdout) == ["SUCCESSFUL", 42, ["burst-worker"]]
+
     # The result enqueue returned catches up in place.
     assert meaning.status == TaskResultStatus.READY
     meaning.refresh()
     assert meaning.status == TaskResultStatus.SUCCESSFUL
     assert meaning.return_value == 42
     assert meaning.finished_at == result.finished_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueue_rolled_back_with_its_transaction_stores_and_announces_nothing(recorder):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        tasks.calculate_meaning_of_life.enqueue()
+        assert Run.objects.count() == 1  # visible inside the transaction only
+        raise RuntimeError("the view failed")
+    assert not Run.objects.exists()
+    assert recorder.task_signals() == []
+    assert run_until_idle() == 0
 
 
 @pytest.mark.django_db
