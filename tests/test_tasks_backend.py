@@ -407,6 +407,9 @@ def test_signals_for_a_failure_arrive_in_order(recorder):
     assert "run_failed" in [name for name, _, _ in recorder.seen]
     (finished,) = failures
     assert finished.errors[0].exception_class_path == "builtins.ValueError"
+    # The execution that failed is on record by the time task_finished is sent.
+    assert len(finished.worker_ids) == 1 and finished.attempts == 1
+    assert finished.last_attempted_at is not None and finished.finished_at is not None
 
 
 @pytest.mark.django_db
