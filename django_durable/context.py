@@ -137,6 +137,11 @@ class RunContext:
         """The registered name of the job being executed."""
         return self._run.job_name
 
+    @property
+    def worker_id(self) -> str:
+        """The id of the worker executing this attempt (the owner of its lease)."""
+        return self._lease.owner
+
     # -- durable operations ------------------------------------------------------------
 
     def step(
@@ -390,6 +395,13 @@ class RunContext:
         )
         if len(self._pending.logs) >= self._log_buffer_size and self._in_step is None:
             self.flush()
+
+    def store_log_now(self, level: int, message: str) -> None:
+        """Store ``message`` in the run's log at once (fenced), replaying or not: for facts
+        about this execution itself, such as which worker ran it, which a crash must not
+        lose and a replay must not suppress. Not sent to Python logging."""
+        self._buffer_log(level, message)
+        self.flush()
 
     def flush(self) -> None:
         """Write buffered checkpoints, logs and progress now (fenced)."""

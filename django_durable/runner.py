@@ -78,7 +78,10 @@ def execute_run(
             time.monotonic() - began,
         )
         return RunStatus.WAITING
-    except (Exception, RunTimedOut) as error:
+    # SystemExit and KeyboardInterrupt here come from the job's own code (jobs run on slot
+    # threads, where a worker's Ctrl-C never lands): they fail the run. Left to propagate,
+    # they would end the slot thread and wedge the worker with a run it no longer executes.
+    except (Exception, RunTimedOut, SystemExit, KeyboardInterrupt) as error:
         return _record_failure(storage, claimed, job, ctx, error, began)
     pending = ctx.take_pending()
     try:

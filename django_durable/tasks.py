@@ -18,6 +18,7 @@ known to workers only if something imports its module at startup.
 from __future__ import annotations
 
 import inspect
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from .durations import optional_timedelta
 from .exceptions import InvalidRunId, RunNotFound
 from .handles import RunHandle, get_run
 from .jobs import Job, get_job, job
-from .models import Run
+from .models import RunLog
 from .retry import RetryPolicy
 from .status import RunStatus
 
@@ -80,6 +81,9 @@ else:
     _TaskContextBase = TaskContext
 
 CANCELLED_CLASS_PATH = "django_durable.exceptions.RunCancelled"
+# Each execution of a task's run stores this line, then the worker id, in the run's log:
+# the source of TaskResult.worker_ids and last_attempted_at (runs keep no attempt history).
+EXECUTED_BY = "django.tasks: executed by worker "
 
 # module_path -> the Task whose function the registered job calls, to build results.
 _tasks: dict[str, Task[..., Any]] = {}
@@ -133,7 +137,7 @@ class DurableBackend(BaseTaskBackend):
             priority=task.priority, queue_name=task.queue_name, run_after=run_after
         )
         handle = durable_job.enqueue(*args, **kwargs)
-        result = _result(task, handle, worker_ids=[])
+        result = _result(task, handle, executions=[])
         transaction.on_commit(
             lambda: task_enqueued.send(sender=type(self), task_result=result),
             using=durable_settings.DATABASE,
@@ -152,7 +156,7 @@ class DurableBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(
                 f"{result_id} is a run of {handle.job_name!r}, not of a task this process knows"
             )
-        return _result(task, handle, worker_ids=_lease_owner(handle.id))
+        return _result(task, handle, executions=_executions(handle.id))
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """The app is installed and ``DURABLE["DATABASE"]`` names a configured database."""
@@ -221,7 +225,9 @@ def _job_function(task: Task[..., Any]) -> Callable[..., Any]:
     """A job function (ctx first) that sends ``task_started`` and calls the task."""
 
     def run_task(ctx: RunContext, *args: Any, **kwargs: Any) -> Any:
-        result = _result(task, get_run(ctx.run_id), worker_ids=_lease_owner(ctx.run_id))
+        # Stored at once, so a crash later in this execution still leaves its worker named.
+        ctx.store_log_now(logging.INFO, f"{EXECUTED_BY}{ctx.worker_id}")
+        result = _result(task, get_run(ctx.run_id), executions=_executions(ctx.run_id))
         task_started.send(sender=type(task.get_backend()), task_result=result)
         if task.takes_context:
             context = DurableTaskContext(task_result=result, durable=ctx)
@@ -239,15 +245,15 @@ def _job_function(task: Task[..., Any]) -> Callable[..., Any]:
     return run_task
 
 
-def _lease_owner(run_id: uuid.UUID) -> list[str]:
-    # Runs keep no history of their workers: the one holding the lease now, if any.
-    owner = (
-        Run.objects.using(durable_settings.DATABASE)
-        .filter(pk=run_id)
-        .values_list("lease_owner", flat=True)
-        .first()
+def _executions(run_id: uuid.UUID) -> list[tuple[str, datetime]]:
+    """(worker id, when) for each execution of the run, oldest first."""
+    rows = (
+        RunLog.objects.using(durable_settings.DATABASE)
+        .filter(run_id=run_id, message__startswith=EXECUTED_BY)
+        .order_by("id")
+        .values_list("message", "created_at")
     )
-    return [owner] if owner else []
+    return [(message.removeprefix(EXECUTED_BY), when) for message, when in rows]
 
 
 def _status(handle: RunHandle) -> TaskResultStatus:
@@ -278,7 +284,7 @@ def _errors(handle: RunHandle) -> list[TaskError]:
 
 
 def _result(
-    task: Task[..., Any], handle: RunHandle, *, worker_ids: list[str]
+    task: Task[..., Any], handle: RunHandle, *, executions: list[tuple[str, datetime]]
 ) -> TaskResult[..., Any]:
     started: datetime | None = handle.started_at
     result: TaskResult[..., Any] = TaskResult(
@@ -288,13 +294,15 @@ def _result(
         enqueued_at=handle.created_at,
         started_at=started,
         finished_at=handle.finished_at,
-        # Attempts keep no start time of their own: the run's first start stands for them.
-        last_attempted_at=started,
+        # A run started before its executions were logged: its first start stands in.
+        last_attempted_at=executions[-1][1] if executions else started,
         args=list(handle.args),
         kwargs=dict(handle.kwargs),
         backend=task.backend,
         errors=_errors(handle),
-        worker_ids=worker_ids,
+        # One entry per execution, as Django's database backend records them: a run
+        # recovered after its worker was killed names both workers.
+        worker_ids=[worker_id for worker_id, _ in executions],
     )
     if handle.status == RunStatus.COMPLETED:
         object.__setattr__(result, "_return_value", handle.output)
@@ -305,7 +313,7 @@ def _announce_finished(sender: Any, run: RunHandle, **kwargs: Any) -> None:
     """Send ``task_finished`` once a task's run has ended (after the write is committed)."""
     task = _tasks.get(run.job_name)
     if task is not None:
-        result = _result(task, run, worker_ids=[])
+        result = _result(task, run, executions=_executions(run.id))
         task_finished.send(sender=type(task.get_backend()), task_result=result)
 
 

@@ -115,6 +115,10 @@ if database["ENGINE"].endswith("sqlite3"):
 else:
     DATABASES["durable"]["NAME"] = f"{database['NAME']}_alias"
     DATABASES["durable"]["TEST"] = {}
+    # Worker subprocesses never use the alias, but Django 6.1's model checks on MySQL
+    # connect to every alias (JSONField support), so it must name a database that exists.
+    if os.environ.get("DURABLE_TEST_DB_NAME"):
+        DATABASES["durable"]["NAME"] = database["NAME"]
 
 DURABLE = {
     "STALE_AFTER": float(os.environ.get("DURABLE_TEST_STALE_AFTER", 30)),

@@ -45,21 +45,25 @@ class LoggedProcess:
         return self.log_path.read_text()
 
 
+def process_env(**env: str) -> dict[str, str]:
+    """The environment of a subprocess on the test suite's settings and test database."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        # The test database, which pytest-django created under another name.
+        "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        **env,
+    }
+
+
 class WorkerProcess(LoggedProcess):
     """``runworker`` on the test suite's settings and test database."""
 
     def __init__(self, log_path: Path, *args: str, stale_after: float = 2.0, **env: str) -> None:
-        process_env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PYTHONPATH": str(ROOT),
-            # The test database, which pytest-django created under another name.
-            "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-            "DURABLE_TEST_STALE_AFTER": str(stale_after),
-            **env,
-        }
+        environment = process_env(DURABLE_TEST_STALE_AFTER=str(stale_after), **env)
         command = [sys.executable, "-m", "django", "runworker", "-v", "2", *args]
-        super().__init__(log_path, command, cwd=ROOT, env=process_env)
+        super().__init__(log_path, command, cwd=ROOT, env=environment)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:

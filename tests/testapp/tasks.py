@@ -30,6 +30,16 @@ def failing_task_value_error():
 
 
 @task(backend=BACKEND)
+def failing_task_system_exit():
+    raise SystemExit("This task failed due to SystemExit")
+
+
+@task(backend=BACKEND)
+def failing_task_keyboard_interrupt():
+    raise KeyboardInterrupt("This task failed due to KeyboardInterrupt")
+
+
+@task(backend=BACKEND)
 def complex_return_value():
     # Not JSON: the run fails when its output is stored.
     return {"set": {1, 2, 3}}
@@ -88,3 +98,19 @@ def hang(context):
     # OPTIONS give it a timeout of half a second, enforced before each operation.
     context.durable.step("slow", lambda: time.sleep(1.5))
     context.durable.step("never", lambda: "reached")
+
+
+@task(backend=BACKEND, takes_context=True)
+def hang_until_cancelled(context):
+    # A long loop that asks between chunks of work whether it was cancelled.
+    while True:
+        context.durable.check_cancelled()
+        time.sleep(0.05)
+
+
+@task(backend=BACKEND, takes_context=True)
+def exits_in_a_step(context):
+    def interrupted():
+        raise KeyboardInterrupt("inside a step")
+
+    context.durable.step("interrupted", interrupted)
