@@ -2,20 +2,18 @@
 
 import io
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 
 from django_durable import RunStatus
 from django_durable.models import Run, RunEvent
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
-from tests.workers import ROOT, WorkerProcess, wait_until
+from tests.workers import ROOT, WorkerProcess, process_env, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -156,12 +154,7 @@ def test_send_event_delivers_json_and_refuses_bad_input_before_storing():
 
 @pytest.mark.django_db(transaction=True)
 def test_workers_lists_live_workers_and_exit_codes_are_real(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": str(ROOT),
-        "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-    }
+    env = process_env()
 
     def command(*args):
         return subprocess.run(

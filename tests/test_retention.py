@@ -1,7 +1,6 @@
 """Retention: whole finished families past their retention are pruned, nothing else."""
 
 import io
-import os
 import signal
 import sys
 import time
@@ -19,7 +18,7 @@ from django_durable import ChildRunMissing, RunStatus, job
 from django_durable.models import ConcurrencySlot, Run, RunEvent, RunLog, Step
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
-from tests.workers import ROOT, LoggedProcess, WorkerProcess, wait_until
+from tests.workers import ROOT, LoggedProcess, WorkerProcess, process_env, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -184,14 +183,8 @@ def orphans():
 
 
 def manage_py(log_path, *args):
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PYTHONPATH": str(ROOT),
-        "DURABLE_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-    }
-    return LoggedProcess(
-        log_path, [sys.executable, "-m", "django", *args], cwd=ROOT, env={**os.environ, **env}
-    )
+    command = [sys.executable, "-m", "django", *args]
+    return LoggedProcess(log_path, command, cwd=ROOT, env=process_env())
 
 
 @pytest.mark.django_db(transaction=True)
