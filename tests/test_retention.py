@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -15,6 +14,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_durable import ChildRunMissing, RunStatus, job
+from django_durable.checks import check_settings
 from django_durable.models import ConcurrencySlot, Run, RunEvent, RunLog, Step
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
@@ -146,10 +146,10 @@ def test_retention_is_checked_where_it_is_written():
         job(name="tests.bad_retention", retention={"done": 1})(lambda ctx: None)
     for bad in ("7d", {"completed": -1}, {"running": 3}):
         with override_settings(DURABLE={"RETENTION": bad}):
-            ids = [message.id for message in checks.run_checks()]
+            ids = [message.id for message in check_settings()]
         assert "django_durable.E010" in ids, bad
     with override_settings(DURABLE={"RETENTION": None}):
-        assert "django_durable.E010" not in [m.id for m in checks.run_checks()]
+        assert "django_durable.E010" not in [m.id for m in check_settings()]
 
 
 def old_families(count, *, children=2, steps=3):

@@ -88,11 +88,13 @@ def prune_batch(
 
     def batch() -> tuple[Pruned, list[dict[str, Any]]]:
         roots = _roots(alias, pruning, now=now, batch_size=batch_size, lock=not dry_run)
-        doomed = []
-        for root in roots:
-            family = _family(alias, root, lock=not dry_run)
-            if all(pruning.expired(member, now) for member in family):
-                doomed += [member["id"] for member in family]
+        families = _families(alias, roots, lock=not dry_run)
+        doomed = [
+            member["id"]
+            for family in families.values()
+            if all(pruning.expired(member, now) for member in family)
+            for member in family
+        ]
         return _delete(alias, doomed, dry_run=dry_run), roots
 
     pruned, roots = own_write(alias, batch)
@@ -121,17 +123,24 @@ def _roots(
 MEMBER = ("id", "job_name", "status", "finished_at")
 
 
-def _family(alias: str, root: dict[str, Any], *, lock: bool) -> list[dict[str, Any]]:
-    """The root and its descendants, generation by generation (each locked in turn)."""
-    family, generation = [root], [root["id"]]
+def _families(
+    alias: str, roots: list[dict[str, Any]], *, lock: bool
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Each root with its descendants, read (and locked) a generation at a time for all
+    roots at once: a query per generation, not per family."""
+    families = {root["id"]: [root] for root in roots}
+    root_of = {root["id"]: root["id"] for root in roots}
+    generation = list(root_of)
     while generation:
         children = Run.objects.using(alias).filter(parent_id__in=generation).order_by("pk")
         if lock and connections[alias].features.has_select_for_update:
             children = children.select_for_update()
-        found = list(children.values(*MEMBER))
-        family += found
+        found = list(children.values(*MEMBER, "parent_id"))
+        for child in found:
+            root_of[child["id"]] = root_of[child["parent_id"]]
+            families[root_of[child["id"]]].append(child)
         generation = [child["id"] for child in found]
-    return family
+    return families
 
 
 def _delete(alias: str, ids: list[uuid.UUID], *, dry_run: bool) -> Pruned:
