@@ -1,6 +1,7 @@
 """Durable execution for Django: jobs of checkpointed steps, journaled in your database."""
 
 from .exceptions import (
+    AtomicStepTimeout,
     ChildRunFailed,
     DurableError,
     EventTimeout,
@@ -23,6 +24,7 @@ from .retry import RetryPolicy
 from .status import RunStatus
 
 __all__ = [
+    "AtomicStepTimeout",
     "ChildRunFailed",
     "DurableError",
     "EventTimeout",

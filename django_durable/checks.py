@@ -14,7 +14,7 @@ from django.core import checks
 from .conf import DEFAULTS, durable_settings
 
 # Settings in seconds: any int or float above zero.
-SECONDS = ("STALE_AFTER", "POLL_INTERVAL", "STEP_RETRY_SLEEP_LIMIT")
+SECONDS = ("STALE_AFTER", "POLL_INTERVAL", "STEP_RETRY_SLEEP_LIMIT", "ATOMIC_STEP_TIMEOUT")
 # Settings that count something: a whole number above zero.
 COUNTS = ("MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE")
 

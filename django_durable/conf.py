@@ -40,6 +40,10 @@ DEFAULTS: dict[str, object] = {
     "PREPARE_STATEMENTS": True,
     # Buffered ctx.log records written together once this many are waiting.
     "LOG_BUFFER_SIZE": 100,
+    # Seconds an atomic step may hold its transaction. Past it the step fails with
+    # AtomicStepTimeout; PostgreSQL and MariaDB also end the transaction of a worker
+    # that froze inside it (idle or one statement that long), so its run is recovered.
+    "ATOMIC_STEP_TIMEOUT": 30.0,
 }
 
 
@@ -105,6 +109,10 @@ class DurableSettings:
     @property
     def LOG_BUFFER_SIZE(self) -> int:
         return self._int("LOG_BUFFER_SIZE")
+
+    @property
+    def ATOMIC_STEP_TIMEOUT(self) -> float:
+        return self._float("ATOMIC_STEP_TIMEOUT")
 
     @property
     def heartbeat_interval(self) -> float:

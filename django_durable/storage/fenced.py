@@ -84,8 +84,10 @@ class FencedWriter:
         lease: Lease,
         changes: Mapping[str, Any],
         check_cancel: bool,
+        select: tuple[str, list[Any]] = ("1", []),
     ) -> tuple[str, list[Any]]:
-        """The fence: an UPDATE with ``changes``, or with none a row lock.
+        """The fence: an UPDATE with ``changes``, or with none a row lock (selecting
+        ``select``, an SQL expression and its parameters).
 
         Locking the run row is enough to order a checkpoint against a takeover (which
         must UPDATE the row, so it waits, or has committed and changed the token), and
@@ -96,16 +98,25 @@ class FencedWriter:
         if not changes:
             # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
             lock = {"postgresql": "FOR SHARE", "sqlite": ""}.get(connection.vendor, "FOR UPDATE")
-            return f"SELECT 1 FROM {table} WHERE {where} {lock}", where_params
+            expression, select_params = select
+            return (
+                f"SELECT {expression} FROM {table} WHERE {where} {lock}",
+                [*select_params, *where_params],
+            )
         assignments, set_params = set_clause(Run, changes, connection)
         return f"UPDATE {table} SET {assignments} WHERE {where}", [*set_params, *where_params]
 
     def fence(
-        self, lease: Lease, changes: Mapping[str, Any], *, check_cancel: bool = False
+        self,
+        lease: Lease,
+        changes: Mapping[str, Any],
+        *,
+        check_cancel: bool = False,
+        select: tuple[str, list[Any]] = ("1", []),
     ) -> None:
         """Change the run only while ``lease`` still owns it; ``LeaseLost`` otherwise."""
         connection = connections[self.alias]
-        sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+        sql, params = self._fence_sql(connection, lease, changes, check_cancel, select)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             fenced = cursor.rowcount if changes else len(cursor.fetchall())

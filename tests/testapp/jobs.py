@@ -293,3 +293,6 @@ def starts_keyed_child(ctx, key):
 @job(name="tests.keyed_grandparent")
 def keyed_grandparent(ctx, grandchild_key):
     return ctx.wait_for_children([ctx.start_child(starts_keyed_child, grandchild_key)])
+
+
+from . import atomic_jobs  # noqa: E402, F401  (registered with the rest, in every worker)
