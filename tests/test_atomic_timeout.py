@@ -9,7 +9,6 @@ import pytest
 from django.db import connection
 
 from django_durable import RunStatus
-from django_durable.checks import check_settings
 from django_durable.models import Run, Step
 from tests.testapp import atomic_jobs
 from tests.testapp.models import Account
@@ -55,11 +54,3 @@ def test_the_database_cancels_a_query_longer_than_the_limit(tmp_path):
     # Cancelled by the database at the limit, not after the query's 10 s.
     assert (step.finished_at - step.started_at).total_seconds() < 5
 
-
-def test_the_limit_must_be_a_positive_number_of_seconds(settings):
-    settings.DURABLE = {"ATOMIC_STEP_TIMEOUT": 0}
-    (error,) = check_settings()
-    assert error.id == "django_durable.E004"
-    assert "ATOMIC_STEP_TIMEOUT" in error.msg
-    settings.DURABLE = {"ATOMIC_STEP_TIMEOUT": 2.5}
-    assert check_settings() == []
