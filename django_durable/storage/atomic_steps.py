@@ -72,21 +72,20 @@ class ORMAtomicStep:
         self.renew = renew
 
     def write(self, checkpoint: Checkpoint) -> frozenset[uuid.UUID]:
-        runs = Run.objects.using(self.alias)
         expiry = DbNow(durable_settings.STALE_AFTER)
         changes: dict[str, Any] = {"lease_expires_at": expiry}
         if checkpoint.progress is not None:
             changes["progress"] = checkpoint.progress
-        # The fence locked the row with this lease, so the plain UPDATE cannot miss it.
-        runs.filter(pk=self.lease.run_id).update(**changes)
+        # The renewal rides in the statement that writes the checkpoint (on PostgreSQL,
+        # one statement with the journal entry's INSERT).
+        self.writer.write_in_transaction(self.lease, changes, checkpoint)
         renewed = {self.lease.run_id}
         if self.renew and connections[self.alias].vendor == "sqlite":
-            others = runs.filter(
+            others = Run.objects.using(self.alias).filter(
                 pk__in=list(self.renew), lease_owner=self.lease.owner, status=RunStatus.RUNNING
             )
             others.update(lease_expires_at=expiry)
             renewed.update(others.values_list("pk", flat=True))
-        self.writer.insert(self.lease, checkpoint)
         return frozenset(renewed)
 
 
