@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
+    call_command("migrate", run_syncdb=True, verbosity=0)  # the test app has no migrations
     print(f"{connection.vendor}, {args.runs} runs, {args.threads} threads, median of {args.rounds}")
     try:
         for bench_job in (atomic_step, plain_step):
