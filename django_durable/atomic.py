@@ -85,13 +85,13 @@ class AtomicLeases:
 
     def left(self, run_id: uuid.UUID, renewed: Collection[uuid.UUID], at: float) -> None:
         """The transaction ended; ``renewed`` are the leases its COMMIT renewed."""
+        if renewed:  # first: a run waiting for the database must see its lease renewed
+            self._renewed(renewed, at)
         with self._changed:
             self._inside.discard(run_id)
             if self._holder == run_id:
                 self._holder = None
             self._changed.notify_all()
-        if renewed:
-            self._renewed(renewed, at)
 
     def wait_for_database(self, run_id: uuid.UUID) -> None:
         """Before another run's operation: while an atomic step's transaction holds the

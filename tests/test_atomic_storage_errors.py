@@ -60,8 +60,10 @@ def test_terminated_connections_during_a_drain_fail_no_run(tmp_path):
     killer.start()
     try:
         wait_until(
-            lambda: Run.objects.filter(status=RunStatus.COMPLETED).count() == RUNS
-            or Run.objects.filter(status=RunStatus.FAILED).exists(),
+            lambda: (
+                Run.objects.filter(status=RunStatus.COMPLETED).count() == RUNS
+                or Run.objects.filter(status=RunStatus.FAILED).exists()
+            ),
             timeout=50,
             what="the drain",
         )

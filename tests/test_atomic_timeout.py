@@ -53,4 +53,3 @@ def test_the_database_cancels_a_query_longer_than_the_limit(tmp_path):
     step = assert_timed_out(handle)
     # Cancelled by the database at the limit, not after the query's 10 s.
     assert (step.finished_at - step.started_at).total_seconds() < 5
-
