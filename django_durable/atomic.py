@@ -27,8 +27,9 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from .conf import durable_settings
-from .exceptions import AtomicStepTimeout, StorageError
+from .exceptions import AtomicStepTimeout
 from .storage.base import Checkpoint, Lease, Storage
+from .storage.own_writes import storage_error
 
 logger = logging.getLogger("django_durable")
 
@@ -142,17 +143,12 @@ def run_atomic_step(
             if not isinstance(error, CONNECTION_ERRORS):
                 if phase == "body":
                     raise  # the job's own error (an IntegrityError, say): the step failed
-                raise StorageError(
-                    f"run {lease.run_id}: atomic step {name!r}: writing to the database "
-                    f"failed: {error}"
-                ) from error
+                raise storage_error(lease, error, f"atomic step {name!r}") from error
             storage.discard_connection()
             if phase == "commit" or attempt == TRIES:
-                what = "at COMMIT" if phase == "commit" else f"{TRIES} tries"
-                raise StorageError(
-                    f"run {lease.run_id}: atomic step {name!r} failed on the database "
-                    f"({what}): {error}"
-                ) from error
+                what = "at COMMIT" if phase == "commit" else f"after {TRIES} tries"
+                # A lock error is StorageBusy: nothing was written, the run is released.
+                raise storage_error(lease, error, f"atomic step {name!r} {what}") from error
             logger.warning(
                 "run=%s step=%s event=atomic_step_retry attempt=%s error=%s",
                 lease.run_id,

@@ -16,13 +16,13 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..exceptions import LeaseLost, RunCancelled, StorageError
+from ..exceptions import LeaseLost, RunCancelled
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
 from . import prepared
-from .base import Checkpoint, Lease, StorageBusy
+from .base import Checkpoint, Lease
 from .journal_pg import insert_if_leased
-from .own_writes import is_lock_error, own_write
+from .own_writes import own_write, storage_error
 from .sql import fence_where, insert_rows, set_clause
 
 STEP_COLUMNS = (
@@ -238,9 +238,3 @@ def storage_errors(lease: Lease) -> Iterator[None]:
         yield
     except DatabaseError as error:
         raise storage_error(lease, error, "writing to the database failed") from error
-
-
-def storage_error(lease: Lease, error: DatabaseError, what: str) -> StorageError:
-    """``error`` as the StorageError to raise; StorageBusy when it was a lock timeout."""
-    kind = StorageBusy if is_lock_error(error) else StorageError
-    return kind(f"run {lease.run_id}: {what}: {error}")

@@ -40,8 +40,8 @@ from .base import (
 from .claim import claim_runs, claimable_exists
 from .convert import run_record, step_record
 from .dbclock import DbNow
-from .fenced import FencedWriter, storage_error, storage_errors
-from .own_writes import own_transaction, own_write, own_write_method
+from .fenced import FencedWriter, storage_errors
+from .own_writes import own_transaction, own_write, own_write_method, storage_error
 from .waits import (
     CLEAR_LEASE,
     FencedRunTransaction,
