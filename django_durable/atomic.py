@@ -137,7 +137,8 @@ def run_atomic_step(
             phase = "committed"
             return result, batch
         except DatabaseError as error:
-            if time.monotonic() - began >= timeout:  # ended by the database's own limit
+            # Ended by the database's own limit (at COMMIT the outcome is unknown, below).
+            if phase != "commit" and time.monotonic() - began >= timeout:
                 storage.discard_connection()
                 raise _timeout(name, timeout) from error
             if not isinstance(error, CONNECTION_ERRORS):
