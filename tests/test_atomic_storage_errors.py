@@ -14,6 +14,8 @@ from django.db import connection, transaction
 
 from django_durable import RunStatus
 from django_durable.models import Run
+from django_durable.notify import announce
+from django_durable.storage import get_storage
 from tests.testapp import atomic_jobs
 from tests.testapp.models import Account
 from tests.workers import WorkerProcess, wait_until
@@ -81,3 +83,38 @@ def test_terminated_connections_during_a_drain_fail_no_run(tmp_path):
     assert set(owners) == {f"{h.id}:{step}" for h in handles for step in ("one", "two")}
     # The retry path ran: steps whose connection was terminated before COMMIT.
     assert "event=atomic_step_retry" in logs
+
+
+def terminate_own_connection():
+    """Terminate this thread's connection from another one, as the server would."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as other:
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone() == (True,)
+
+
+def test_run_and_journal_reads_reconnect_once():
+    handle = atomic_jobs.writes.enqueue(1)
+    storage = get_storage()
+    terminate_own_connection()
+    assert storage.get_run(handle.id).id == handle.id
+    terminate_own_connection()
+    assert storage.load_journal(handle.id) == []
+
+
+def test_a_notify_on_a_terminated_connection_is_logged_not_raised(caplog):
+    terminate_own_connection()
+    try:
+        announce(connection.alias, ["default"])  # outside a transaction: sent at once
+    finally:
+        connection.close()  # as the worker does with a connection that broke
+    assert "event=notify_failed" in caplog.text
