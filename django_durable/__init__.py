@@ -1,6 +1,7 @@
 """Durable execution for Django: jobs of checkpointed steps, journaled in your database."""
 
 from .exceptions import (
+    AtomicStepTimeout,
     ChildRunFailed,
     ChildRunMissing,
     DurableError,
@@ -24,6 +25,7 @@ from .retry import RetryPolicy
 from .status import RunStatus
 
 __all__ = [
+    "AtomicStepTimeout",
     "ChildRunFailed",
     "ChildRunMissing",
     "DurableError",

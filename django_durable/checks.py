@@ -15,7 +15,13 @@ from .conf import DEFAULTS, durable_settings
 from .retention import project_policy
 
 # Settings in seconds: any int or float above zero.
-SECONDS = ("STALE_AFTER", "POLL_INTERVAL", "STEP_RETRY_SLEEP_LIMIT", "PRUNE_INTERVAL")
+SECONDS = (
+    "STALE_AFTER",
+    "POLL_INTERVAL",
+    "STEP_RETRY_SLEEP_LIMIT",
+    "ATOMIC_STEP_TIMEOUT",
+    "PRUNE_INTERVAL",
+)
 # Settings that count something: a whole number above zero.
 COUNTS = ("MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE", "PRUNE_BATCH_SIZE")
 

@@ -49,6 +49,10 @@ DEFAULTS: dict[str, object] = {
     # worker waits between pruning passes.
     "PRUNE_BATCH_SIZE": 200,
     "PRUNE_INTERVAL": 60.0,
+    # Seconds an atomic step may hold its transaction. Past it the step fails with
+    # AtomicStepTimeout; PostgreSQL and MariaDB also end the transaction of a worker
+    # that froze inside it (idle or one statement that long), so its run is recovered.
+    "ATOMIC_STEP_TIMEOUT": 30.0,
 }
 
 
@@ -127,6 +131,8 @@ class DurableSettings:
     @property
     def PRUNE_INTERVAL(self) -> float:
         return self._float("PRUNE_INTERVAL")
+    def ATOMIC_STEP_TIMEOUT(self) -> float:
+        return self._float("ATOMIC_STEP_TIMEOUT")
 
     @property
     def heartbeat_interval(self) -> float:

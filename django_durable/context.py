@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.utils import timezone
 
 from . import signals, waiting
+from .atomic import AtomicLeases, run_atomic_step
 from .conf import durable_settings
 from .exceptions import (
     NonDeterminismError,
@@ -100,6 +101,7 @@ class RunContext:
         *,
         log_buffer_size: int = 100,
         before_operation: Callable[[], None] | None = None,
+        atomic_leases: AtomicLeases | None = None,
     ) -> None:
         self._storage = storage
         self._lease = claimed.lease
@@ -116,6 +118,7 @@ class RunContext:
         # The step whose function is running; buffered writes are not flushed meanwhile.
         self._in_step: str | None = None
         self._before_operation = before_operation
+        self._atomic_leases = atomic_leases
         self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
         """A logger whose records also go to the run's log in the database, except those
         made while the job replays journaled operations (stored when first made)."""
@@ -194,14 +197,22 @@ class RunContext:
             self._buffer(record(result, attempts), replacing)
             return result
 
-        def run_atomic(attempts: int) -> Any:
+        def batch_for(result: Any, attempts: int) -> Checkpoint:
             # Writes buffered earlier (and logs/progress from fn) ride in the same
             # transaction; if it rolls back they stay buffered.
-            with self._storage.fenced_transaction(self._lease) as tx:
-                result = call_fn()
-                batch = self._pending.copy()
-                batch.add(record(result, attempts), replacing)
-                tx.write(batch)
+            batch = self._pending.copy()
+            batch.add(record(result, attempts), replacing)
+            return batch
+
+        def run_atomic(attempts: int) -> Any:
+            result, batch = run_atomic_step(
+                self._storage,
+                self._lease,
+                self._atomic_leases,
+                name,
+                call_fn,
+                lambda result: batch_for(result, attempts),
+            )
             self._written(batch)
             return result
 

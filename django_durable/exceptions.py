@@ -60,6 +60,15 @@ class StorageError(RunAbandoned):
     """
 
 
+class AtomicStepTimeout(DurableError):
+    """An ``atomic=True`` step held its transaction longer than
+    ``DURABLE["ATOMIC_STEP_TIMEOUT"]``: its writes were rolled back.
+
+    An ordinary step error (the step's ``retry`` policy applies). Atomic steps should be
+    short: do long database work in a plain step with transactions of its own.
+    """
+
+
 class NonDeterminismError(DurableError):
     """The job asked for a different operation than the journal holds at that position."""
 

@@ -63,11 +63,16 @@ def announce(alias: str, queue_names: Iterable[str]) -> None:
 
 
 def _notify(alias: str, queue_names: set[str]) -> None:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_notify(%s, name) FROM unnest(%s::text[]) AS name",
-            [CHANNEL, sorted(queue_names)],
-        )
+    # What is announced is committed already; a lost notification only delays pickup
+    # until the workers' next poll, so a database error here is logged, never raised.
+    try:
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, name) FROM unnest(%s::text[]) AS name",
+                [CHANNEL, sorted(queue_names)],
+            )
+    except DatabaseError as error:
+        logger.warning("event=notify_failed alias=%s error=%s", alias, str(error).strip())
 
 
 def listen_alias() -> str | None:
@@ -118,7 +123,10 @@ class Listener(threading.Thread):
                 try:
                     if not self._listen(connection):
                         return
-                except DatabaseError as error:
+                except Exception as error:
+                    # Never let the listener thread die: a terminated connection, a
+                    # failover, or anything else, costs only instant pickup until it
+                    # listens again.
                     logger.warning("event=listen_error alias=%s error=%s", self.alias, error)
                     connection.close()
                     self.on_notify()  # runs may have arrived meanwhile: look now

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import signals
+from .atomic import AtomicLeases
 from .conf import durable_settings
 from .context import RunContext, describe_error
 from .exceptions import (
@@ -34,12 +35,14 @@ def execute_run(
     job: Job,
     *,
     before_operation: Callable[[], None] | None = None,
+    atomic_leases: AtomicLeases | None = None,
 ) -> RunStatus | None:
     """Run ``claimed`` to its end, its next failure, or the worker's shutdown.
 
     ``before_operation`` is called before each durable operation executes; it raises
     ``WorkerStopping`` to release the run there, or ``LeaseLost`` when the worker can no
-    longer vouch for its lease. Returns the status the run was left in, or None when
+    longer vouch for its lease; ``atomic_leases`` is the worker's record of runs in
+    atomic steps (``atomic.py``). Returns the status the run was left in, or None when
     this worker lost the lease (another worker owns the run, so this one must not touch it).
     """
     run = claimed.run
@@ -54,6 +57,7 @@ def execute_run(
         journal,
         log_buffer_size=durable_settings.LOG_BUFFER_SIZE,
         before_operation=before_operation,
+        atomic_leases=atomic_leases,
     )
     send_run_signal(signals.run_started, run.id, storage)
     try:

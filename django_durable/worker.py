@@ -16,12 +16,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from django.db import DatabaseError, close_old_connections, connections
 
 from . import signals
+from .atomic import AtomicLeases
 from .conf import durable_settings
 from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
 from .jobs import Job, registered_jobs
@@ -100,6 +101,11 @@ class Worker:
         self._lock = threading.Lock()
         self._next_presence = 0.0
         self._pruner = Pruner(self.worker_id)
+        self._atomic = AtomicLeases(
+            holds_database=self.storage.transactions_hold_database,
+            renewable=self._renewable,
+            renewed=self._renewed,
+        )
 
     @property
     def stopping(self) -> bool:
@@ -264,13 +270,22 @@ class Worker:
             return len(self._active)
 
     def _heartbeat_if_due(self) -> None:
+        # Runs inside atomic steps are left out: their row is locked by their own
+        # transaction, which renews their lease itself.
+        with self._atomic.heartbeat() as leave_out:
+            if leave_out is not None:
+                self._heartbeat(leave_out)
+
+    def _heartbeat(self, leave_out: frozenset[uuid.UUID]) -> None:
         now = time.monotonic()
         interval = durable_settings.heartbeat_interval
         with self._lock:
             due = {
                 run_id: active
                 for run_id, active in self._active.items()
-                if not active.lost and now - active.renewed_at >= interval
+                if not active.lost
+                and now - active.renewed_at >= interval
+                and run_id not in leave_out
             }
         if not due:
             return
@@ -289,6 +304,18 @@ class Worker:
                     active.lost = True
         for run_id in due.keys() - beat.renewed:
             logger.warning("worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id)
+
+    def _renewable(self, run_id: uuid.UUID) -> list[uuid.UUID]:
+        with self._lock:
+            return [other for other, a in self._active.items() if other != run_id and not a.lost]
+
+    def _renewed(self, run_ids: Collection[uuid.UUID], at: float) -> None:
+        """An atomic step's transaction renewed these leases at monotonic time ``at``."""
+        with self._lock:
+            for run_id in run_ids:
+                active = self._active.get(run_id)
+                if active is not None and not active.lost:
+                    active.renewed_at = max(active.renewed_at, at)
 
     def _presence_if_due(self, now: float) -> None:
         """Tell the registry of live workers (the admin's overview) this worker is alive."""
@@ -383,6 +410,7 @@ class Worker:
             claimed = self._active.get(run_id)
 
         def before_operation() -> None:
+            self._atomic.wait_for_database(run_id)
             with self._lock:
                 active = self._active.get(run_id)
             # Not the entry this execution was claimed with: the run was given up, or
@@ -416,6 +444,7 @@ class Worker:
                         claimed,
                         self.jobs[claimed.run.job_name],
                         before_operation=self._guard(run_id),
+                        atomic_leases=self._atomic,
                     )
                 except Exception:
                     # No longer heartbeated, the lease expires and another worker recovers

@@ -127,7 +127,12 @@ DURABLE = {
     "PRUNE_INTERVAL": float(os.environ.get("DURABLE_TEST_PRUNE_INTERVAL", 60)),
     # Worker subprocesses started with DURABLE_TEST_POLL_ONLY poll instead of LISTEN.
     "LISTEN_DATABASE": False if os.environ.get("DURABLE_TEST_POLL_ONLY") else None,
+    "ATOMIC_STEP_TIMEOUT": float(os.environ.get("DURABLE_TEST_ATOMIC_STEP_TIMEOUT", 30)),
 }
+# PostgreSQL: worker subprocesses started with DURABLE_TEST_APPLICATION_NAME show it in
+# pg_stat_activity, so a test can terminate their connections and no one else's.
+if os.environ.get("DURABLE_TEST_APPLICATION_NAME") and database["ENGINE"].endswith("postgresql"):
+    database["OPTIONS"] = {"application_name": os.environ["DURABLE_TEST_APPLICATION_NAME"]}
 
 LOGGING = {
     "version": 1,

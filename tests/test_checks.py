@@ -61,6 +61,8 @@ def test_e003_unknown_database_alias(settings, alias):
         {"POLL_INTERVAL": "1"},
         {"POLL_INTERVAL": None},
         {"STEP_RETRY_SLEEP_LIMIT": -1.5},
+        {"ATOMIC_STEP_TIMEOUT": 0},
+        {"ATOMIC_STEP_TIMEOUT": "30"},
     ],
 )
 def test_e004_seconds_must_be_positive_numbers(settings, durable):
@@ -240,6 +242,7 @@ def test_every_setting_has_a_typed_property():
         "RETENTION": dict[str, timedelta | None],
         "PRUNE_BATCH_SIZE": int,
         "PRUNE_INTERVAL": float,
+        "ATOMIC_STEP_TIMEOUT": float,
     }
 
 

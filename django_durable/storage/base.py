@@ -211,6 +211,15 @@ class FencedTransaction(Protocol):
         """Write ``checkpoint`` and park the run as waiting, giving up the lease."""
 
 
+class AtomicStepTransaction(Protocol):
+    """The transaction an ``atomic=True`` step's function runs in, fenced at its start."""
+
+    def write(self, checkpoint: Checkpoint) -> frozenset[uuid.UUID]:
+        """Write ``checkpoint`` and renew the run's lease (where the transaction holds the
+        whole database, also the leases of ``renew``); return the runs whose leases this
+        transaction renews when it commits."""
+
+
 class Storage(Protocol):
     """Everything the engine needs from a database. Fenced methods raise ``LeaseLost``,
     and ``StorageError`` when the database fails: never a plain database error, which a
@@ -251,7 +260,22 @@ class Storage(Protocol):
     def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> None: ...
 
     def fenced_transaction(self, lease: Lease) -> AbstractContextManager[FencedTransaction]:
-        """A transaction that starts with the fencing update; for atomic steps."""
+        """A transaction that starts with the fencing update; for waits and child runs."""
+
+    @property
+    def transactions_hold_database(self) -> bool:
+        """True where a write transaction holds the whole database (SQLite): while an
+        atomic step's transaction is open nothing else can write, heartbeats included."""
+
+    def atomic_step(
+        self, lease: Lease, *, renew: Collection[uuid.UUID] = ()
+    ) -> AbstractContextManager[AtomicStepTransaction]:
+        """The fenced transaction of an atomic step, limited to ``ATOMIC_STEP_TIMEOUT``
+        where the database can end it. Database errors are raised as they are: the
+        caller knows whether they came from the job's function or from our writes."""
+
+    def discard_connection(self) -> None:
+        """Close this thread's connection (after an error that may have broken it)."""
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None: ...
 

@@ -16,13 +16,13 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..exceptions import LeaseLost, RunCancelled, StorageError
+from ..exceptions import LeaseLost, RunCancelled
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
 from . import prepared
-from .base import Checkpoint, Lease, StorageBusy
+from .base import Checkpoint, Lease
 from .journal_pg import insert_if_leased
-from .own_writes import is_lock_error, own_write
+from .own_writes import own_write, storage_error
 from .sql import fence_where, insert_rows, set_clause
 
 STEP_COLUMNS = (
@@ -84,8 +84,10 @@ class FencedWriter:
         lease: Lease,
         changes: Mapping[str, Any],
         check_cancel: bool,
+        select: tuple[str, list[Any]] = ("1", []),
     ) -> tuple[str, list[Any]]:
-        """The fence: an UPDATE with ``changes``, or with none a row lock.
+        """The fence: an UPDATE with ``changes``, or with none a row lock (selecting
+        ``select``, an SQL expression and its parameters).
 
         Locking the run row is enough to order a checkpoint against a takeover (which
         must UPDATE the row, so it waits, or has committed and changed the token), and
@@ -96,16 +98,25 @@ class FencedWriter:
         if not changes:
             # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
             lock = {"postgresql": "FOR SHARE", "sqlite": ""}.get(connection.vendor, "FOR UPDATE")
-            return f"SELECT 1 FROM {table} WHERE {where} {lock}", where_params
+            expression, select_params = select
+            return (
+                f"SELECT {expression} FROM {table} WHERE {where} {lock}",
+                [*select_params, *where_params],
+            )
         assignments, set_params = set_clause(Run, changes, connection)
         return f"UPDATE {table} SET {assignments} WHERE {where}", [*set_params, *where_params]
 
     def fence(
-        self, lease: Lease, changes: Mapping[str, Any], *, check_cancel: bool = False
+        self,
+        lease: Lease,
+        changes: Mapping[str, Any],
+        *,
+        check_cancel: bool = False,
+        select: tuple[str, list[Any]] = ("1", []),
     ) -> None:
         """Change the run only while ``lease`` still owns it; ``LeaseLost`` otherwise."""
         connection = connections[self.alias]
-        sql, params = self._fence_sql(connection, lease, changes, check_cancel)
+        sql, params = self._fence_sql(connection, lease, changes, check_cancel, select)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             fenced = cursor.rowcount if changes else len(cursor.fetchall())
@@ -165,6 +176,18 @@ class FencedWriter:
 
         own_write(self.alias, write_in_transaction)
 
+    def write_in_transaction(
+        self, lease: Lease, changes: Mapping[str, Any], checkpoint: Checkpoint
+    ) -> None:
+        """``write`` inside a transaction already open (no savepoint): on PostgreSQL still
+        one statement, so the UPDATE of the run costs no extra round trip."""
+        connection = connections[self.alias]
+        if connection.vendor == "postgresql" and not checkpoint.replacing:
+            self._write_one_statement(connection, lease, changes, checkpoint, False)
+            return
+        self.fence(lease, changes)
+        self.insert(lease, checkpoint)
+
     def _write_one_statement(
         self,
         connection: BaseDatabaseWrapper,
@@ -215,9 +238,3 @@ def storage_errors(lease: Lease) -> Iterator[None]:
         yield
     except DatabaseError as error:
         raise storage_error(lease, error, "writing to the database failed") from error
-
-
-def storage_error(lease: Lease, error: DatabaseError, what: str) -> StorageError:
-    """``error`` as the StorageError to raise; StorageBusy when it was a lock timeout."""
-    kind = StorageBusy if is_lock_error(error) else StorageError
-    return kind(f"run {lease.run_id}: {what}: {error}")

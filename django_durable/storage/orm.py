@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
@@ -18,6 +25,7 @@ from ..models import ConcurrencySlot, Run, Step
 from ..notify import announce
 from ..status import RunStatus
 from . import sweeps
+from .atomic_steps import ORMAtomicStep, atomic_step_transaction
 from .base import (
     Checkpoint,
     ClaimedRun,
@@ -32,8 +40,8 @@ from .base import (
 from .claim import claim_runs, claimable_exists
 from .convert import run_record, step_record
 from .dbclock import DbNow
-from .fenced import FencedWriter, storage_error, storage_errors
-from .own_writes import own_transaction, own_write, own_write_method
+from .fenced import FencedWriter, storage_errors
+from .own_writes import own_transaction, own_write, own_write_method, storage_error
 from .waits import (
     CLEAR_LEASE,
     FencedRunTransaction,
@@ -48,6 +56,8 @@ from .waits import (
     wake_parent_if_ready,
 )
 from .workers import worker_seen, worker_stopped
+
+T = TypeVar("T")
 
 
 class ORMStorage:
@@ -111,8 +121,11 @@ class ORMStorage:
             announce(self.alias, [run.queue_name])
 
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
-        run = self._runs().filter(pk=run_id).first()
-        return None if run is None else run_record(run)
+        def read() -> RunRecord | None:
+            run = self._runs().filter(pk=run_id).first()
+            return None if run is None else run_record(run)
+
+        return self._read_reconnecting(read)
 
     def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
         def read() -> list[StepRecord]:
@@ -120,9 +133,23 @@ class ORMStorage:
             return [step_record(step) for step in steps]
 
         try:
-            return own_write(self.alias, read, atomic=False)
+            return self._read_reconnecting(lambda: own_write(self.alias, read, atomic=False))
         except DatabaseError as error:
             raise StorageError(f"run {run_id}: reading its journal failed: {error}") from error
+
+    def _read_reconnecting(self, read: Callable[[], T]) -> T:
+        """A read outside any transaction; once more on a new connection if the one it
+        used was broken (terminated by the server, a failover, a pooler restart)."""
+        try:
+            return read()
+        except (OperationalError, InterfaceError):
+            if connections[self.alias].in_atomic_block:
+                raise  # the caller's transaction is gone with it: only the caller can retry
+            self.discard_connection()
+            return read()
+
+    def discard_connection(self) -> None:
+        connections[self.alias].close()
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -173,6 +200,15 @@ class ORMStorage:
             if body_failed:
                 raise
             raise storage_error(lease, error, "its fenced transaction failed") from error
+
+    @property
+    def transactions_hold_database(self) -> bool:
+        return self._vendor == "sqlite"
+
+    def atomic_step(
+        self, lease: Lease, *, renew: Collection[uuid.UUID] = ()
+    ) -> AbstractContextManager[ORMAtomicStep]:
+        return atomic_step_transaction(self.alias, self._fenced, lease, renew)
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None:
         changes = {

@@ -26,7 +26,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from django.db import OperationalError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
+
+from ..exceptions import StorageError
+from .base import Lease, StorageBusy
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -56,6 +59,13 @@ def is_lock_error(error: BaseException) -> bool:
     if getattr(cause, "sqlstate", None) in RETRYABLE_POSTGRESQL_ERRORS:
         return True
     return bool(error.args) and error.args[0] in RETRYABLE_MYSQL_ERRORS
+
+
+def storage_error(lease: Lease, error: DatabaseError, what: str) -> StorageError:
+    """``error`` as the StorageError to raise; StorageBusy when it was a lock timeout
+    (nothing was written and the lease is still ours, so the run is released at once)."""
+    kind = StorageBusy if is_lock_error(error) else StorageError
+    return kind(f"run {lease.run_id}: {what}: {error}")
 
 
 @contextmanager

@@ -303,3 +303,6 @@ def short_lived(ctx):
 @job(name="tests.kept_when_failed", retention={"failed": None})
 def kept_when_failed(ctx):
     return ctx.step("only", lambda: 1)
+
+
+from . import atomic_jobs  # noqa: E402, F401  (registered with the rest, in every worker)

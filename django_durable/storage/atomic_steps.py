@@ -1,0 +1,114 @@
+"""The transaction of an ``atomic=True`` step: fenced, time-limited, renewing its lease.
+
+The heartbeat leaves runs in atomic steps out (it would wait behind their row lock), so
+the step's transaction renews its own lease when it writes its checkpoint, just before
+COMMIT. While it is open the run's row is locked and the sweep, which skips locked rows,
+cannot take the run over. Where the transaction holds the whole database (SQLite) no
+heartbeat can run meanwhile, so it renews the worker's other leases too.
+
+A worker frozen inside the transaction would hold that lock for good, so the database is
+told to end it: PostgreSQL through transaction-local ``idle_in_transaction_session_timeout``
+and ``statement_timeout`` set by the fence statement itself (no extra round trip),
+MariaDB through the session's ``idle_transaction_timeout`` and ``max_statement_time``,
+set after BEGIN and reset after the transaction. SQLite and MySQL have no such limit.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from ..conf import durable_settings
+from ..models import Run
+from ..status import RunStatus
+from .base import Checkpoint, Lease
+from .dbclock import DbNow
+from .fenced import FencedWriter
+from .own_writes import own_transaction
+
+_PG_LIMITS = (
+    "set_config('idle_in_transaction_session_timeout', %s, true), "
+    "set_config('statement_timeout', %s, true)"
+)
+
+
+def _pg_fence_select(timeout: float) -> tuple[str, list[Any]]:
+    milliseconds = str(max(1, math.ceil(timeout * 1000)))
+    return _PG_LIMITS, [milliseconds, milliseconds]
+
+
+def _is_mariadb(connection: BaseDatabaseWrapper) -> bool:
+    return connection.vendor == "mysql" and bool(getattr(connection, "mysql_is_mariadb", False))
+
+
+def _set_mariadb_limits(connection: BaseDatabaseWrapper, timeout: float | None) -> None:
+    with connection.cursor() as cursor:
+        if timeout is None:
+            cursor.execute(
+                "SET SESSION idle_transaction_timeout = DEFAULT, max_statement_time = DEFAULT"
+            )
+        else:
+            cursor.execute(
+                "SET SESSION idle_transaction_timeout = %s, max_statement_time = %s",
+                [max(1, math.ceil(timeout)), timeout],
+            )
+
+
+class ORMAtomicStep:
+    """``AtomicStepTransaction`` on the ORM: the fence is already taken."""
+
+    def __init__(
+        self, alias: str, writer: FencedWriter, lease: Lease, renew: Collection[uuid.UUID]
+    ) -> None:
+        self.alias = alias
+        self.writer = writer
+        self.lease = lease
+        self.renew = renew
+
+    def write(self, checkpoint: Checkpoint) -> frozenset[uuid.UUID]:
+        expiry = DbNow(durable_settings.STALE_AFTER)
+        changes: dict[str, Any] = {"lease_expires_at": expiry}
+        if checkpoint.progress is not None:
+            changes["progress"] = checkpoint.progress
+        # The renewal rides in the statement that writes the checkpoint (on PostgreSQL,
+        # one statement with the journal entry's INSERT).
+        self.writer.write_in_transaction(self.lease, changes, checkpoint)
+        renewed = {self.lease.run_id}
+        if self.renew and connections[self.alias].vendor == "sqlite":
+            others = Run.objects.using(self.alias).filter(
+                pk__in=list(self.renew), lease_owner=self.lease.owner, status=RunStatus.RUNNING
+            )
+            others.update(lease_expires_at=expiry)
+            renewed.update(others.values_list("pk", flat=True))
+        return frozenset(renewed)
+
+
+@contextmanager
+def atomic_step_transaction(
+    alias: str, writer: FencedWriter, lease: Lease, renew: Collection[uuid.UUID]
+) -> Iterator[ORMAtomicStep]:
+    connection = connections[alias]
+    timeout = durable_settings.ATOMIC_STEP_TIMEOUT
+    mariadb = _is_mariadb(connection)
+    try:
+        # Not run again on a lock error here: the caller decides (the body is job code).
+        with own_transaction(alias):
+            select: tuple[str, list[Any]] = ("1", [])
+            if connection.vendor == "postgresql":
+                select = _pg_fence_select(timeout)
+            elif mariadb:
+                _set_mariadb_limits(connection, timeout)
+            writer.fence(lease, {}, check_cancel=True, select=select)
+            yield ORMAtomicStep(alias, writer, lease, renew)
+    finally:
+        if mariadb and connection.connection is not None:
+            try:
+                _set_mariadb_limits(connection, None)
+            except DatabaseError:
+                connection.close()  # a new connection starts with the server's defaults
