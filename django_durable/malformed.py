@@ -24,9 +24,10 @@ def report_malformed(run_id: uuid.UUID, problem: str, action: str) -> None:
 
 def describe_stored(value: Any) -> str:
     """A stored value, short enough for a message: its JSON type and the start of it."""
+    if value is None:
+        return "null"
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    kind = kinds.get(type(value), "a number")
-    return kind if value is None else f"{kind} ({_preview(repr(value))})"
+    return f"{kinds.get(type(value), 'a number')} ({_preview(repr(value))})"
 
 
 def error_history(value: Any) -> tuple[list[dict[str, Any]], str | None]:
