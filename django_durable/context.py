@@ -30,7 +30,7 @@ from .exceptions import (
     StepFailed,
     WorkerStopping,
 )
-from .payloads import to_json
+from .payloads import check_name, storable_text, to_json
 from .retry import RetryPolicy
 from .status import StepKind, StepStatus
 from .storage.base import Checkpoint, ClaimedRun, LogRecord, StepRecord, Storage
@@ -43,11 +43,13 @@ T = TypeVar("T")
 
 def describe_error(error: BaseException, attempt: int) -> dict[str, Any]:
     """An exception as stored: qualified type, message and full traceback."""
+    # Escaped where it cannot be stored (a NUL, a lone surrogate), so a run whose error
+    # says something odd is still recorded as failed, with the cause readable.
     return {
         "attempt": attempt,
-        "type": _type_name(error),
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(error)),
+        "type": storable_text(_type_name(error)),
+        "message": storable_text(str(error)),
+        "traceback": storable_text("".join(traceback.format_exception(error))),
     }
 
 
@@ -85,7 +87,9 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
                     exc_info = sys.exc_info()
                 if exc_info[0] is not None:
                     message += "\n" + "".join(traceback.format_exception(*exc_info)).rstrip()
-            self._ctx._buffer_log(level, message)
+            # A line that cannot be stored as it is (a NUL, a lone surrogate) is stored
+            # escaped: logging never fails the run, and the line keeps what it said.
+            self._ctx._buffer_log(level, storable_text(message))
         kwargs["extra"] = {**(kwargs.get("extra") or {}), "replayed": replayed}
         super().log(level, msg, *args, **kwargs)
 
@@ -304,6 +308,7 @@ class RunContext:
                 f"ctx.{_METHODS[kind]}({name!r}) was called inside the function of step "
                 f"{self._in_step!r}; durable operations belong in the job function itself"
             )
+        check_name(name, f"the name of ctx.{_METHODS[kind]}()", column="Step.name")
         position = self._position
         self._position += 1
         return position, self._replay(position, kind, name)
@@ -396,7 +401,7 @@ class RunContext:
     @staticmethod
     def _json_result(name: str, value: Any) -> Any:
         try:
-            return to_json(value, f"the result of step {name!r}")
+            return to_json(value, "the result", owner=f"step {name!r}")
         except (TypeError, ValueError) as error:
             raise _BadResult(error) from error
 

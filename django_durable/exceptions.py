@@ -133,3 +133,12 @@ class RunTimedOut(BaseException):
 
     A ``BaseException`` so that a job's own ``except Exception`` does not swallow it.
     """
+
+
+class MalformedRun(DurableError):
+    """A stored run that this version cannot execute or end as it is (written by hand, a
+    migration or another version: arguments that are not a list and an object, say).
+
+    The run fails once with this error, is never retried automatically, and the worker
+    reports it in its log as ``event=malformed_row``.
+    """

@@ -16,7 +16,7 @@ from .conf import durable_settings
 from .durations import optional_timedelta, to_timedelta
 from .exceptions import JobNotRegistered
 from .handles import RunHandle
-from .payloads import to_json
+from .payloads import check_name, stored_args, stored_kwargs
 from .retention import DEFAULT as DEFAULT_RETENTION
 from .retention import RetentionSpec, job_policy
 from .retry import RetryPolicy
@@ -25,6 +25,14 @@ from .storage.base import NewRun
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
 _UNSET: Any = object()
+# Options stored in bounded columns: checked when the job (or a using() copy) is made,
+# so a name too long fails at the call, not as a DataError in the caller's transaction.
+_NAME_COLUMNS = {
+    "name": "Run.job_name",
+    "queue_name": "Run.queue_name",
+    "idempotency_key": "Run.idempotency_key",
+    "concurrency_key": "Run.concurrency_key",
+}
 
 _registry: dict[str, Job] = {}
 
@@ -60,10 +68,12 @@ class Job:
                 f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}, "
                 f"got {self.priority!r}"
             )
-        for option in ("name", "queue_name", "idempotency_key", "concurrency_key"):
+        for option, column in _NAME_COLUMNS.items():
             value = getattr(self, option)
-            if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
-                raise ValueError(f"{option} must be a non-empty string of at most 255 characters")
+            if value is not None:
+                # The name comes first: the other options' messages quote it.
+                where = "the job name" if option == "name" else f"{option} of job {self.name!r}"
+                check_name(value, where, column=column)
         if self.retry is not None and not isinstance(self.retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {self.retry!r}")
         set_field = object.__setattr__  # frozen: normalise the options in place
@@ -132,11 +142,8 @@ class Job:
             job_name=self.name,
             queue_name=self.queue_name,
             priority=self.priority,
-            args=[to_json(value, f"argument {i} of {self.name}") for i, value in enumerate(args)],
-            kwargs={
-                key: to_json(value, f"argument {key!r} of {self.name}")
-                for key, value in kwargs.items()
-            },
+            args=stored_args(args, self.name),
+            kwargs=stored_kwargs(kwargs, self.name),
             idempotency_key=self.idempotency_key,
             concurrency_key=self.concurrency_key,
             run_after=self.run_after_value,

@@ -11,7 +11,7 @@ from . import signals
 from .conf import durable_settings
 from .exceptions import InvalidEventName
 from .handles import RunHandle, get_run, parse_run_id
-from .payloads import to_json
+from .payloads import check_name, to_json
 from .runner import send_run_signal
 from .status import RunStatus
 from .storage import get_storage
@@ -25,19 +25,21 @@ def send_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
     ``TypeError`` are ``ValueError`` subclasses too:
 
     - ``InvalidRunId``: ``run_id`` is not a UUID.
-    - ``InvalidEventName``: ``name`` is not a non-empty string of at most 255 characters.
-    - ``TypeError`` (a value JSON cannot hold) or ``ValueError`` (NaN, infinity) for a
-      payload that is not JSON; ``PayloadTooLarge`` for one over
+    - ``InvalidEventName``: ``name`` is not a non-empty string of at most 255 characters,
+      or holds a NUL character or a lone surrogate.
+    - ``TypeError`` (a value JSON cannot hold) or ``ValueError`` (NaN, infinity, a value
+      no database gives back unchanged, see "What can be stored" in Concepts) for a
+      payload, naming where in it the value is; ``PayloadTooLarge`` for one over
       ``DURABLE["MAX_PAYLOAD_BYTES"]``.
     - ``RunNotFound``: no run has this id.
     - ``RunFinished``: the run is completed, failed or cancelled.
     """
     parsed = parse_run_id(run_id)
-    if not isinstance(name, str) or not name or len(name) > 255:
-        raise InvalidEventName(
-            f"an event name must be a non-empty string of at most 255 characters, got {name!r}"
-        )
-    get_storage().send_event(parsed, name, to_json(payload, f"event {name!r}"))
+    try:
+        check_name(name, "an event name", column="RunEvent.name")
+    except (TypeError, ValueError) as error:
+        raise InvalidEventName(str(error)) from None
+    get_storage().send_event(parsed, name, to_json(payload, "the payload", owner=f"event {name!r}"))
 
 
 def cancel_run(run_id: uuid.UUID | str) -> RunHandle:

@@ -13,6 +13,7 @@ from .conf import durable_settings
 from .context import RunContext, describe_error
 from .exceptions import (
     LeaseLost,
+    MalformedRun,
     NonDeterminismError,
     RunAbandoned,
     RunCancelled,
@@ -22,9 +23,10 @@ from .exceptions import (
 )
 from .handles import RunHandle
 from .jobs import Job
+from .malformed import describe_stored, error_history, report_malformed
 from .payloads import to_json
 from .status import RunStatus
-from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, StorageBusy
+from .storage.base import Checkpoint, ClaimedRun, Lease, RunRecord, Storage, StorageBusy
 
 logger = logging.getLogger("django_durable")
 
@@ -47,6 +49,14 @@ def execute_run(
     """
     run = claimed.run
     began = time.monotonic()
+    problem = _malformed_arguments(run)
+    if problem is not None:
+        # Not run: the job would be called with something no enqueue stored.
+        error = MalformedRun(f"run {run.id} cannot be executed: its {problem}")
+        result = _record_failure(storage, claimed, job, None, error, began)
+        if result == RunStatus.FAILED:
+            report_malformed(run.id, problem, "failed")
+        return result
     try:
         journal = [] if claimed.fresh else storage.load_journal(run.id)
     except RunAbandoned as abandoned:
@@ -61,7 +71,7 @@ def execute_run(
     )
     send_run_signal(signals.run_started, run.id, storage)
     try:
-        output = to_json(job.func(ctx, *run.args, **run.kwargs), f"the output of {run.job_name}")
+        output = to_json(job.func(ctx, *run.args, **run.kwargs), "the output", owner=run.job_name)
     except RunAbandoned as abandoned:
         return _abandon(storage, claimed, abandoned, ctx.take_pending())
     except WorkerStopping:
@@ -108,25 +118,32 @@ def _record_failure(
     storage: Storage,
     claimed: ClaimedRun,
     job: Job,
-    ctx: RunContext,
+    ctx: RunContext | None,
     error: BaseException,
     began: float,
 ) -> RunStatus | None:
+    """Store the failure with the job's buffered writes (``ctx`` is None when the job
+    was never called); another attempt follows if the job's retry policy asks for one."""
     run = claimed.run
     retry_delay: float | None = None
-    # Neither a changed job nor a passed deadline gets better on another attempt.
-    replay_safe = not (
+    # Neither a changed job, a passed deadline nor a malformed row gets better on
+    # another attempt.
+    replay_safe = ctx is not None and not (
         ctx.nondeterministic or isinstance(error, (NonDeterminismError, RunTimedOut))
     )
     if replay_safe and job.retry is not None and job.retry.should_retry(run.attempt, error):
         retry_delay = job.retry.delay(run.attempt).total_seconds()
-    errors = [*run.errors, describe_error(error, run.attempt)]
-    pending = ctx.take_pending()
+    history, problem = error_history(run.errors)
+    errors = [*history, describe_error(error, run.attempt)]
+    pending = Checkpoint() if ctx is None else ctx.take_pending()
     try:
         storage.fail(claimed.lease, errors=errors, checkpoint=pending, retry_delay=retry_delay)
     except RunAbandoned as abandoned:
         return _abandon(storage, claimed, abandoned, pending)
-    ctx.announce(pending)
+    if problem is not None:
+        report_malformed(run.id, problem, "errors_replaced")
+    if ctx is not None:
+        ctx.announce(pending)
     outcome = "failed" if retry_delay is None else "retrying"
     logger.log(
         logging.ERROR if retry_delay is None else logging.WARNING,
@@ -144,6 +161,15 @@ def _record_failure(
         send_run_signal(signals.run_failed, run.id, storage)
         return RunStatus.FAILED
     return RunStatus.WAITING if retry_delay > 0 else RunStatus.PENDING
+
+
+def _malformed_arguments(run: RunRecord) -> str | None:
+    """What is wrong with the run's stored arguments, if anything."""
+    if not isinstance(run.args, list):
+        return f"args are {describe_stored(run.args)}, not a list"
+    if not isinstance(run.kwargs, dict):
+        return f"kwargs are {describe_stored(run.kwargs)}, not an object"
+    return None
 
 
 def _log_abandoned(claimed: ClaimedRun, error: RunAbandoned) -> None:

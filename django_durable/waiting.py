@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .durations import optional_timedelta, to_timedelta
 from .exceptions import ChildRunFailed, EventTimeout, Suspended
-from .payloads import to_json
+from .payloads import stored_args, stored_kwargs
 from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
 from .storage.base import Checkpoint, FencedTransaction, NewRun, StepRecord
 
@@ -245,8 +245,8 @@ def _start_children(
             job_name=job.name,
             queue_name=job.queue_name,
             priority=job.priority,
-            args=[to_json(a, f"argument {i} of {job.name}") for i, a in enumerate(args)],
-            kwargs={k: to_json(v, f"argument {k!r} of {job.name}") for k, v in kwargs.items()},
+            args=stored_args(args, job.name),
+            kwargs=stored_kwargs(kwargs, job.name),
             concurrency_key=job.concurrency_key,
             run_after=job.run_after_value,
             parent_id=ctx.run_id,

@@ -197,15 +197,25 @@ class Worker:
                     runnable = self._sweep()
                     next_sweep = now + self.poll_interval
                 self._pruner.prune_if_due(now)
-            except DatabaseError as error:
+            except Exception as error:
+                # A database error, or a bug: either way the worker backs off and carries
+                # on, so that nothing one row holds can make every worker exit.
                 failures += 1
                 delay = min(MAX_BACKOFF, self.poll_interval * 2**failures) * random.uniform(0.5, 1)
-                logger.warning(
-                    "worker=%s event=database_error error=%s retry_in=%.1f",
-                    self.worker_id,
-                    str(error).strip(),
-                    delay,
-                )
+                if isinstance(error, DatabaseError):
+                    logger.warning(
+                        "worker=%s event=database_error error=%s retry_in=%.1f",
+                        self.worker_id,
+                        str(error).strip(),
+                        delay,
+                    )
+                else:
+                    logger.exception(
+                        "worker=%s event=loop_error error=%s retry_in=%.1f",
+                        self.worker_id,
+                        error,
+                        delay,
+                    )
                 close_old_connections()
                 self._stopping.wait(delay)
                 continue

@@ -177,7 +177,7 @@ def test_non_json_output_fails_the_run():
     run_until_idle()
     handle.refresh()
     assert handle.status == RunStatus.FAILED
-    assert "the output of tests.bad_output['when'] is a builtins.object" in handle.error["message"]
+    assert "the output['when'] of tests.bad_output is a builtins.object" in handle.error["message"]
 
 
 def test_logs_progress_and_stdlib_logging(caplog):

@@ -107,10 +107,10 @@ def test_get_run_of_an_unknown_id():
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "fragment"),
     [
-        ((Decimal("9.99"),), {}, TypeError, "argument 0 of tests.echo is a decimal.Decimal"),
-        ((), {"when": timezone.now()}, TypeError, "argument 'when' of tests.echo is a datetime"),
-        ((), {"data": {1: "a"}}, TypeError, "argument 'data' of tests.echo has the key 1"),
-        ((float("nan"),), {}, ValueError, "argument 0 of tests.echo is nan"),
+        ((Decimal("9.99"),), {}, TypeError, "args[0] of tests.echo is a decimal.Decimal"),
+        ((), {"when": timezone.now()}, TypeError, "kwargs['when'] of tests.echo is a datetime"),
+        ((), {"data": {1: "a"}}, TypeError, "kwargs['data'] of tests.echo has the key 1"),
+        ((float("nan"),), {}, ValueError, "args[0] of tests.echo is nan"),
     ],
 )
 def test_non_json_arguments_are_refused_and_nothing_is_stored(args, kwargs, error, fragment):
@@ -123,7 +123,7 @@ def test_non_json_arguments_are_refused_and_nothing_is_stored(args, kwargs, erro
 @pytest.mark.django_db
 def test_oversized_arguments_are_refused(settings):
     settings.DURABLE = {"MAX_PAYLOAD_BYTES": 1000}
-    with pytest.raises(ValueError, match=r"argument 'blob' of tests\.echo is 1002 bytes"):
+    with pytest.raises(ValueError, match=r"kwargs\['blob'\] of tests\.echo is 1002 bytes"):
         echo.enqueue(blob="x" * 1000)
     assert not Run.objects.exists()
 

@@ -1,11 +1,14 @@
 """Housekeeping any worker does: recover expired leases, fail overdue runs, wake due ones.
 
 Each sweep is one of the library's own writes (see ``own_writes.py``), run by
-``ORMStorage``; times are the database clock's.
+``ORMStorage``; times are the database clock's. A run the sweep ends is ended in a
+savepoint of its own (``rows.one_row``): a row that breaks it is failed as malformed and
+reported, and the sweep goes on with the next one, so no row can stop every worker.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -13,12 +16,18 @@ from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
+from ..exceptions import MalformedRun
+from ..malformed import error_history, report_malformed
 from ..models import ConcurrencySlot, Run
 from ..notify import announce
 from ..status import RunStatus
 from .base import StaleSweep
 from .dbclock import DbNow
+from .rows import one_row
 from .waits import CLEAR_LEASE, cancel_children, wake_parent_if_ready
+
+# What a run ended by a sweep clears besides its lease.
+_ENDED = {"wake_at": None, "waiting_for": None, **CLEAR_LEASE}
 
 
 def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
@@ -33,6 +42,7 @@ def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
         row for row in rows if not row["cancel_requested"] and row["recoveries"] < max_recoveries
     ]
     if requeue:
+        # One statement of constants for the lot: nothing a row holds can break it.
         Run.objects.using(alias).filter(pk__in=[row["pk"] for row in requeue], **expired).update(
             status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **CLEAR_LEASE
         )
@@ -42,27 +52,16 @@ def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
     for row in rows:
         if row in requeue:
             continue
-        ending: dict[str, Any] = {"finished_at": timezone.now(), **CLEAR_LEASE}
-        if row["cancel_requested"]:
-            ending["status"] = RunStatus.CANCELLED
-        else:
-            ending["status"] = RunStatus.FAILED
-            ending["errors"] = [*row["errors"], _worker_lost(row, max_recoveries)]
-        if Run.objects.using(alias).filter(pk=row["pk"], **expired).update(**ending):
+        still = Q(**expired, pk=row["pk"])
+        end = functools.partial(_end_stale, alias, still, row, max_recoveries)
+        if one_row(
+            alias,
+            row["pk"],
+            end,
+            settle=functools.partial(_fail_malformed, alias, row["pk"], still),
+        ):
             (cancelled if row["cancel_requested"] else failed).append(row["pk"])
-    for run_id in failed + cancelled:
-        _after_end(alias, run_id)
     return StaleSweep(requeued=[row["pk"] for row in requeue], failed=failed, cancelled=cancelled)
-
-
-def _after_end(alias: str, run_id: uuid.UUID) -> None:
-    """Free the key of a run ended outside its worker, and wake a waiting parent."""
-    ConcurrencySlot.objects.using(alias).filter(run_id=run_id).delete()
-    parent_id = (
-        Run.objects.using(alias).filter(pk=run_id).values_list("parent_id", flat=True).first()
-    )
-    if parent_id is not None:
-        wake_parent_if_ready(alias, parent_id)
 
 
 def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
@@ -84,29 +83,97 @@ def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
     for pk, errors, attempt, deadline in rows.values_list("pk", "errors", "attempt", "deadline")[
         :limit
     ]:
+        still = overdue & Q(pk=pk)
         timed_out = {
             "attempt": attempt,
             "type": "django_durable.exceptions.RunTimedOut",
             "message": f"the run's deadline {deadline} passed",
             "traceback": "",
         }
-        ended = (
-            Run.objects.using(alias)
-            .filter(overdue, pk=pk)
-            .update(
-                status=RunStatus.FAILED,
-                errors=[*errors, timed_out],
-                finished_at=timezone.now(),
-                wake_at=None,
-                waiting_for=None,
-                **CLEAR_LEASE,
-            )
-        )
-        if ended:
+        end = functools.partial(_end_overdue, alias, still, pk, errors, timed_out)
+        if one_row(alias, pk, end, settle=functools.partial(_fail_malformed, alias, pk, still)):
             failed.append(pk)
-            cancel_children(alias, pk)
-            _after_end(alias, pk)
     return failed
+
+
+def _end_stale(alias: str, still: Q, row: dict[str, Any], max_recoveries: int) -> bool:
+    ending: dict[str, Any] = {"finished_at": timezone.now(), **CLEAR_LEASE}
+    if row["cancel_requested"]:
+        ending["status"] = RunStatus.CANCELLED
+        return _end(alias, row["pk"], still, ending)
+    errors, problem = error_history(row["errors"])
+    ending["status"] = RunStatus.FAILED
+    ending["errors"] = [*errors, _worker_lost(row, max_recoveries)]
+    return _end(alias, row["pk"], still, ending, problem=problem)
+
+
+def _end_overdue(
+    alias: str, still: Q, run_id: uuid.UUID, stored_errors: Any, timed_out: dict[str, Any]
+) -> bool:
+    errors, problem = error_history(stored_errors)
+    ending = {
+        "status": RunStatus.FAILED,
+        "errors": [*errors, timed_out],
+        "finished_at": timezone.now(),
+        **_ENDED,
+    }
+    return _end(alias, run_id, still, ending, problem=problem, with_children=True)
+
+
+def _end(
+    alias: str,
+    run_id: uuid.UUID,
+    still: Q,
+    changes: dict[str, Any],
+    *,
+    problem: str | None = None,
+    with_children: bool = False,
+) -> bool:
+    """End a run outside its worker if it is ``still`` as the sweep found it: write
+    ``changes``, cancel its children (``with_children``), free its key, wake a waiting
+    parent. ``problem``: what was wrong with the row, reported once the run is ended
+    (and so never swept again)."""
+    if not Run.objects.using(alias).filter(still).update(**changes):
+        return False
+    if with_children:
+        cancel_children(alias, run_id)
+    _after_end(alias, run_id)
+    if problem is not None:
+        report_malformed(run_id, problem, "errors_replaced")
+    return True
+
+
+def _after_end(alias: str, run_id: uuid.UUID) -> None:
+    """Free the key of a run ended outside its worker, and wake a waiting parent (which
+    never raises because of the parent's row)."""
+    ConcurrencySlot.objects.using(alias).filter(run_id=run_id).delete()
+    parent_id = (
+        Run.objects.using(alias).filter(pk=run_id).values_list("parent_id", flat=True).first()
+    )
+    if parent_id is not None:
+        wake_parent_if_ready(alias, parent_id)
+
+
+def _fail_malformed(alias: str, run_id: uuid.UUID, still: Q, problem: str) -> str:
+    """The fallback for a row the sweep could not end: fail it as malformed, with a
+    history of that one error, free its key and wake its parent. Its children are left
+    to their own ends: cancelling them may be what broke."""
+    error = {
+        "attempt": 1,
+        "type": f"{MalformedRun.__module__}.{MalformedRun.__qualname__}",
+        "message": f"the sweep could not end this run: {problem}",
+        "traceback": "",
+    }
+    changes = {
+        "status": RunStatus.FAILED,
+        "errors": [error],
+        "finished_at": timezone.now(),
+        **_ENDED,
+    }
+    if not Run.objects.using(alias).filter(still).update(**changes):
+        return "skipped"
+    _after_end(alias, run_id)
+    return "failed"
 
 
 def promote_due(alias: str, *, limit: int) -> int:
@@ -120,6 +187,8 @@ def promote_due(alias: str, *, limit: int) -> int:
     )
     if not rows:
         return 0
+    # Constants only, and the columns read are never null: no row can break this one
+    # statement, so promotions need no savepoint per row.
     promoted = (
         Run.objects.using(alias)
         .filter(pk__in=[pk for pk, _ in rows], **due)

@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..exceptions import ChildRunMissing, RunFinished, RunNotFound
+from ..malformed import describe_stored, report_malformed
 from ..models import ConcurrencySlot, Run, RunEvent, Step
 from ..notify import announce
 from ..status import FINISHED_STATUSES, RunStatus
@@ -24,6 +25,7 @@ from .base import Checkpoint, ChildState, Lease, NewRun
 from .dbclock import DbNow
 from .fenced import FencedWriter, storage_errors
 from .own_writes import own_transaction
+from .rows import one_row
 
 CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
@@ -158,7 +160,13 @@ def send_event(alias: str, run_id: uuid.UUID, name: str, payload: Any) -> None:
                 f"run {run_id} is {run.status}; events can only be sent to unfinished runs"
             )
         RunEvent.objects.using(alias).create(run_id=run_id, name=name, payload=payload)
-        if run.status == RunStatus.WAITING and (run.waiting_for or {}).get("event") == name:
+        if run.status != RunStatus.WAITING:
+            return
+        awaited, problem = _awaited(run, "event")
+        if problem is not None:
+            wake(alias, run)
+            report_malformed(run.pk, problem, "woken")
+        elif awaited == name:
             wake(alias, run)
 
 
@@ -171,7 +179,21 @@ def wake(alias: str, run: Run) -> None:
 
 
 def wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
-    """Called by a finishing child, inside its own transaction."""
+    """Called by a finishing child, inside its own transaction.
+
+    The parent's row is the parent's: whatever it holds, the child's end goes through.
+    A parent whose ``waiting_for`` this version cannot read is reported and woken, and
+    its replay finds out from its journal what it waits for.
+    """
+    one_row(
+        alias,
+        parent_id,
+        lambda: _wake_parent_if_ready(alias, parent_id),
+        settle=lambda problem: _wake_malformed(alias, parent_id),
+    )
+
+
+def _wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
     # Lock the row whatever its status, and only then look at it: a status filter in
     # the WHERE would skip the row without waiting while the parent is still deciding
     # (running, holding its fence) and the wake-up would be lost.
@@ -184,7 +206,11 @@ def wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
     )
     if parent is None or parent.status != RunStatus.WAITING:
         return
-    awaited = (parent.waiting_for or {}).get("children")
+    awaited, problem = _awaited(parent, "children")
+    if problem is not None:
+        wake(alias, parent)
+        report_malformed(parent.pk, problem, "woken")
+        return
     if not awaited:
         return
     unfinished = (
@@ -195,6 +221,34 @@ def wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
     )
     if not unfinished:
         wake(alias, parent)
+
+
+def _awaited(run: Run, what: str) -> tuple[Any, str | None]:
+    """What a waiting run's ``waiting_for`` says it waits for (``"event"``: a name,
+    ``"children"``: run ids), or why it cannot be read. Waking a run is always safe,
+    its replay parks it again, so a row that cannot be read is woken."""
+    waiting_for = run.waiting_for
+    if waiting_for is None:
+        return None, None
+    if not isinstance(waiting_for, dict):
+        return None, f"waiting_for is {describe_stored(waiting_for)}, not an object"
+    awaited = waiting_for.get(what)
+    if what == "children" and awaited is not None:
+        try:
+            return [uuid.UUID(child_id) for child_id in awaited], None
+        except (TypeError, ValueError, AttributeError):
+            return None, f"waiting_for['children'] is {describe_stored(awaited)}, not run ids"
+    return awaited, None
+
+
+def _wake_malformed(alias: str, run_id: uuid.UUID) -> str:
+    """The fallback when a parent's row broke the check: wake it, if it waits."""
+    woken = Run.objects.using(alias).filter(pk=run_id, status=RunStatus.WAITING)
+    queue_names = list(woken.values_list("queue_name", flat=True))
+    if not woken.update(status=RunStatus.PENDING, wake_at=None, waiting_for=None):
+        return "skipped"
+    announce(alias, queue_names)
+    return "woken"
 
 
 def database_now(alias: str) -> datetime:
