@@ -131,6 +131,7 @@ class DurableSettings:
     @property
     def PRUNE_INTERVAL(self) -> float:
         return self._float("PRUNE_INTERVAL")
+
     def ATOMIC_STEP_TIMEOUT(self) -> float:
         return self._float("ATOMIC_STEP_TIMEOUT")
 
