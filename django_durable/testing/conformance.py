@@ -7,6 +7,9 @@ with transactions, and return the storage under test from ``make_storage``::
     class TestMyStorage(StorageConformance):
         def make_storage(self):
             return MyStorage()
+
+A storage with transactions of its own (``InMemoryStorage``) needs no database mark and
+overrides ``caller_transaction`` to return its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -64,7 +68,7 @@ class StorageConformance:
     def storage(self) -> Storage:
         return self.make_storage()
 
-    def caller_transaction(self, storage: Storage) -> transaction.Atomic:
+    def caller_transaction(self, storage: Storage) -> AbstractContextManager[object]:
         """A transaction of the enqueuer's, on the storage's database alias if it has one."""
         return transaction.atomic(using=getattr(storage, "alias", None))
 
