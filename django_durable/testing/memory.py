@@ -112,6 +112,11 @@ class InMemoryStorage:
             row = self._tables.runs.get(run_id)
             return None if row is None else row.record()
 
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first (for tests: there are no tables to query)."""
+        with self._lock:
+            return [row.record() for row in sorted(self._tables.runs.values(), key=_by_id)]
+
     def load_journal(self, run_id: uuid.UUID) -> list[StepRecord]:
         with self._lock:
             journal = self._tables.steps.get(run_id, {})
@@ -354,3 +359,7 @@ class InMemoryStorage:
         """Registered workers and when each was last seen (for tests)."""
         with self._lock:
             return dict(self._tables.workers)
+
+
+def _by_id(row: RunRow) -> uuid.UUID:
+    return row.id  # time-ordered ids: creation order
