@@ -39,6 +39,11 @@ from docs.snippets.children import jobs as children_jobs
 # Collected by pytest like the suite's own tests: the docs' test samples must pass.
 from docs.snippets.children.test_jobs import test_every_warehouse_packs_a_parcel  # noqa: F401
 from docs.snippets.events import jobs as events_jobs
+from docs.snippets.events.test_jobs import (  # noqa: F401
+    storage,
+    test_approved_refund_is_paid,
+    test_refund_nobody_decides_expires_after_two_days,
+)
 from docs.snippets.events.tests import RefundTests  # noqa: F401
 from docs.snippets.quickstart import jobs as quickstart_jobs
 from docs.snippets.quickstart import models

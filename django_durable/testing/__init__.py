@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 from ..exceptions import RunTimedOut
 from ..jobs import registered_jobs
@@ -24,8 +25,11 @@ from .memory import Clock, InMemoryStorage
 __all__ = ["Clock", "InMemoryStorage", "run_until_idle", "use_storage"]
 
 
+S = TypeVar("S", bound=Storage)
+
+
 @contextmanager
-def use_storage(storage: Storage) -> Iterator[Storage]:
+def use_storage(storage: S) -> Iterator[S]:
     """Make ``storage`` the one every part of django_durable uses inside the block:
     ``Job.enqueue``, ``get_run``, ``send_event``, ``cancel_run``, ``run_until_idle``..."""
     _installed.append(storage)
