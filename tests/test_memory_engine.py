@@ -8,6 +8,7 @@ code path of the engine that reached past the storage for the database would fai
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from django_durable import (
@@ -143,7 +144,8 @@ def atomic_failure(ctx):
 
 
 def test_the_database_is_out_of_reach():
-    with pytest.raises(RuntimeError, match="Database access not allowed"):
+    # pytest-django's guard, or Django's dummy backend with no database configured.
+    with pytest.raises((RuntimeError, ImproperlyConfigured)):
         connection.ensure_connection()
 
 
