@@ -5,8 +5,9 @@ Pages show each sample as a plain Markdown block under a ``<!-- snippet: path --
 files. Each page's samples form a package named like the shop app's modules they show
 (``docs/snippets/events/jobs.py`` is the ``# shop/jobs.py`` of the events guide), so their
 relative imports work as they would in the reader's project. The samples' jobs run through
-``run_until_idle()`` against the suite's real database; their model is registered in the
-test app so the test database has its table.
+``run_until_idle()`` against the suite's real database (those of "Testing without a
+database" on ``InMemoryStorage``); their model is registered in the test app so the test
+database has its table.
 """
 
 import ast

@@ -5,6 +5,7 @@ Nothing here is marked ``django_db``: pytest-django refuses any database access,
 code path of the engine that reached past the storage for the database would fail here.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -32,10 +33,12 @@ from django_durable.testing import InMemoryStorage, run_until_idle, use_storage
 NO_DELAY = RetryPolicy(max_attempts=3, initial_delay=0, jitter=0)
 # Counts of step bodies executed, by name: replays must not add to them.
 calls: dict[str, int] = {}
+calls_lock = threading.Lock()
 
 
 def called(name, value=None):
-    calls[name] = calls.get(name, 0) + 1
+    with calls_lock:
+        calls[name] = calls.get(name, 0) + 1
     return value if value is not None else name
 
 
@@ -327,3 +330,20 @@ def test_a_lease_lost_to_a_sweep_is_taken_over(storage, settings):
     assert get_run(run.id).output == 30
     with pytest.raises(LeaseLost):  # the dead worker's late write is refused
         storage.complete(dead.lease, "late", Checkpoint())
+
+
+def test_threads_sharing_the_storage_execute_each_run_once(storage):
+    runs = [three_steps.enqueue(n=n) for n in range(40)]
+    executed = []
+
+    def drain():
+        executed.append(run_until_idle())
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(executed) == 40
+    assert [get_run(r.id).output for r in runs] == [(n + 1) * 10 for n in range(40)]
+    assert calls == {"first": 40, "second": 40, "third": 40}
