@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..conf import durable_settings
 from ..exceptions import RunFinished, RunNotFound
@@ -35,6 +35,7 @@ from ..storage.base import (
     RunRecord,
     StaleSweep,
     StepRecord,
+    Storage,
     WorkerInfo,
 )
 from .memory_fenced import MemoryFencedTransaction
@@ -363,3 +364,7 @@ class InMemoryStorage:
 
 def _by_id(row: RunRow) -> uuid.UUID:
     return row.id  # time-ordered ids: creation order
+
+
+if TYPE_CHECKING:  # mypy checks here that the class has the whole protocol
+    _conforms: type[Storage] = InMemoryStorage

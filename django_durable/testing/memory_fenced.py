@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ..exceptions import ChildRunMissing
 from ..storage.base import Checkpoint, ChildState, Lease, NewRun
 from .memory_state import Clock, Tables
 
@@ -33,6 +34,12 @@ class MemoryFencedTransaction:
         return False, None
 
     def children(self, ids: Sequence[uuid.UUID]) -> list[ChildState]:
+        missing = [str(child_id) for child_id in ids if child_id not in self._tables.runs]
+        if missing:
+            raise ChildRunMissing(
+                f"child run(s) {', '.join(missing)} of run {self._lease.run_id} no longer "
+                "exist: deleted while the parent was unfinished, so their outputs are lost"
+            )
         rows = [self._tables.runs[child_id] for child_id in ids]
         return [
             ChildState(
