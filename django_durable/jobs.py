@@ -9,10 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any, cast, overload
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
 
 from . import signals
-from .conf import durable_settings
 from .durations import optional_timedelta, to_timedelta
 from .exceptions import JobNotRegistered
 from .handles import RunHandle
@@ -20,7 +18,7 @@ from .payloads import check_name, stored_args, stored_kwargs
 from .retention import DEFAULT as DEFAULT_RETENTION
 from .retention import RetentionSpec, job_policy
 from .retry import RetryPolicy
-from .storage import get_storage
+from .storage import get_storage, on_commit
 from .storage.base import NewRun
 
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
@@ -148,13 +146,11 @@ class Job:
             concurrency_key=self.concurrency_key,
             run_after=self.run_after_value,
         )
-        record, created = get_storage().enqueue(new)
+        storage = get_storage()
+        record, created = storage.enqueue(new)
         handle = RunHandle.from_record(record, created=created)
         if created:
-            transaction.on_commit(
-                lambda: signals.run_enqueued.send_robust(sender=Job, run=handle),
-                using=durable_settings.DATABASE,
-            )
+            on_commit(storage, lambda: signals.run_enqueued.send_robust(sender=Job, run=handle))
         return handle
 
     async def aenqueue(self, *args: Any, **kwargs: Any) -> RunHandle:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db import transaction
-
 from . import signals
-from .conf import durable_settings
 from .exceptions import InvalidEventName
 from .handles import RunHandle, get_run, parse_run_id
 from .payloads import check_name, to_json
 from .runner import send_run_signal
 from .status import RunStatus
-from .storage import get_storage
+from .storage import get_storage, on_commit
 
 
 def send_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
@@ -53,10 +50,7 @@ def cancel_run(run_id: uuid.UUID | str) -> RunHandle:
     storage.cancel(parse_run_id(run_id))
     handle = get_run(run_id)
     if handle.status == RunStatus.CANCELLED:  # a running run signals when its worker stops
-        transaction.on_commit(
-            lambda: send_run_signal(signals.run_cancelled, handle.id, storage),
-            using=durable_settings.DATABASE,
-        )
+        on_commit(storage, lambda: send_run_signal(signals.run_cancelled, handle.id, storage))
     return handle
 
 

@@ -5,8 +5,9 @@ Pages show each sample as a plain Markdown block under a ``<!-- snippet: path --
 files. Each page's samples form a package named like the shop app's modules they show
 (``docs/snippets/events/jobs.py`` is the ``# shop/jobs.py`` of the events guide), so their
 relative imports work as they would in the reader's project. The samples' jobs run through
-``run_until_idle()`` against the suite's real database; their model is registered in the
-test app so the test database has its table.
+``run_until_idle()`` against the suite's real database (those of "Testing without a
+database" on ``InMemoryStorage``); their model is registered in the test app so the test
+database has its table.
 """
 
 import ast
@@ -39,6 +40,11 @@ from docs.snippets.children import jobs as children_jobs
 # Collected by pytest like the suite's own tests: the docs' test samples must pass.
 from docs.snippets.children.test_jobs import test_every_warehouse_packs_a_parcel  # noqa: F401
 from docs.snippets.events import jobs as events_jobs
+from docs.snippets.events.test_jobs import (  # noqa: F401
+    storage,
+    test_approved_refund_is_paid,
+    test_refund_nobody_decides_expires_after_two_days,
+)
 from docs.snippets.events.tests import RefundTests  # noqa: F401
 from docs.snippets.quickstart import jobs as quickstart_jobs
 from docs.snippets.quickstart import models

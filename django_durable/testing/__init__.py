@@ -1,7 +1,8 @@
 """Helpers for testing code that uses django_durable.
 
 ``run_until_idle()`` executes pending runs on the calling thread and its database
-connection, so it works inside Django's ``TestCase`` transactions. Factories live in
+connection, so it works inside Django's ``TestCase`` transactions. ``InMemoryStorage``
+with ``use_storage()`` runs jobs with no database at all. Factories live in
 ``django_durable.testing.factories`` (needs factory-boy) and the storage conformance
 suite in ``django_durable.testing.conformance``.
 """
@@ -10,25 +11,48 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
 
 from ..exceptions import RunTimedOut
 from ..jobs import registered_jobs
 from ..runner import execute_run
-from ..storage import get_storage
-from ..storage.base import ClaimedRun
+from ..storage import _installed, get_storage
+from ..storage.base import ClaimedRun, Storage
+from .memory import Clock, InMemoryStorage
 
-__all__ = ["run_until_idle"]
+__all__ = ["Clock", "InMemoryStorage", "run_until_idle", "use_storage"]
 
 
-def run_until_idle(*, queues: Sequence[str] | None = None, max_runs: int | None = None) -> int:
+S = TypeVar("S", bound=Storage)
+
+
+@contextmanager
+def use_storage(storage: S) -> Iterator[S]:
+    """Make ``storage`` the one every part of django_durable uses inside the block:
+    ``Job.enqueue``, ``get_run``, ``send_event``, ``cancel_run``, ``run_until_idle``..."""
+    _installed.append(storage)
+    try:
+        yield storage
+    finally:
+        _installed.remove(storage)
+
+
+def run_until_idle(
+    *,
+    queues: Sequence[str] | None = None,
+    max_runs: int | None = None,
+    storage: Storage | None = None,
+) -> int:
     """Execute runnable runs one by one until none is left; return how many ran.
 
     Runs of every queue are taken unless ``queues`` is given. Runs waiting for a future
     time (a retry backoff, ``run_after``, a sleep) are left waiting. Job timeouts are
-    enforced before each operation, as in a worker.
+    enforced before each operation, as in a worker. ``storage`` defaults to
+    ``get_storage()``.
     """
-    storage = get_storage()
+    storage = storage or get_storage()
     jobs = registered_jobs()
     timeouts = {
         name: job.timeout_delta.total_seconds()
@@ -45,20 +69,29 @@ def run_until_idle(*, queues: Sequence[str] | None = None, max_runs: int | None 
         if not claimed:
             break
         (run,) = claimed
-        execute_run(storage, run, jobs[run.run.job_name], before_operation=_deadline_guard(run))
+        guard = _deadline_guard(run, _timer(storage))
+        execute_run(storage, run, jobs[run.run.job_name], before_operation=guard)
         executed += 1
     return executed
 
 
-def _deadline_guard(claimed: ClaimedRun) -> Callable[[], None] | None:
+def _timer(storage: Storage) -> Callable[[], float]:
+    """Seconds by the clock deadlines follow: an ``InMemoryStorage``'s own, so that
+    ``advance()`` moves timeouts too."""
+    if isinstance(storage, InMemoryStorage):
+        return storage.clock.seconds
+    return time.monotonic
+
+
+def _deadline_guard(claimed: ClaimedRun, timer: Callable[[], float]) -> Callable[[], None] | None:
     """Enforce a job's timeout as a worker does (cancel requests reach the job through
     its fenced writes)."""
     if claimed.time_left is None:
         return None
-    deadline = time.monotonic() + claimed.time_left
+    deadline = timer() + claimed.time_left
 
     def before_operation() -> None:
-        if time.monotonic() >= deadline:
+        if timer() >= deadline:
             raise RunTimedOut(f"run {claimed.run.id} passed its deadline")
 
     return before_operation

@@ -7,6 +7,9 @@ with transactions, and return the storage under test from ``make_storage``::
     class TestMyStorage(StorageConformance):
         def make_storage(self):
             return MyStorage()
+
+A storage with transactions of its own (``InMemoryStorage``) needs no database mark and
+overrides ``caller_transaction`` to return its own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -64,7 +68,7 @@ class StorageConformance:
     def storage(self) -> Storage:
         return self.make_storage()
 
-    def caller_transaction(self, storage: Storage) -> transaction.Atomic:
+    def caller_transaction(self, storage: Storage) -> AbstractContextManager[object]:
         """A transaction of the enqueuer's, on the storage's database alias if it has one."""
         return transaction.atomic(using=getattr(storage, "alias", None))
 
@@ -414,6 +418,48 @@ class StorageConformance:
             assert len(storage.recover_stale(max_recoveries=0, limit=10).failed) == 1
         (claimed,) = self.claim_all(storage)
         assert claimed.run.id == second.id
+
+    # -- runs ended by a sweep -------------------------------------------------------------
+
+    def keyed_parent_with_a_child(
+        self, storage: Storage, **claim_kwargs: Any
+    ) -> tuple[ClaimedRun, uuid.UUID, uuid.UUID]:
+        """A claimed parent holding key "k" with a pending child, and a run queued for "k"."""
+        parent, _ = storage.enqueue(new_run(concurrency_key="k"))
+        queued, _ = storage.enqueue(new_run(concurrency_key="k"))
+        claimed = self.claim_one(storage, owner="dead", **claim_kwargs)
+        assert claimed.run.id == parent.id
+        with storage.fenced_transaction(claimed.lease) as tx:
+            (child_id,) = tx.create_runs([new_run(job_name=OTHER_JOB, parent_id=parent.id)])
+        return claimed, child_id, queued.id
+
+    def assert_ended_with_its_children_and_key(
+        self, storage: Storage, child_id: uuid.UUID, queued_id: uuid.UUID
+    ) -> None:
+        child = storage.get_run(child_id)
+        assert child is not None and child.status == RunStatus.CANCELLED
+        (next_run,) = self.claim_all(storage)
+        assert next_run.run.id == queued_id
+
+    def test_a_parent_out_of_recoveries_ends_its_children_and_frees_its_key(
+        self, storage: Storage
+    ) -> None:
+        with override_settings(DURABLE={"STALE_AFTER": 0.1}):
+            claimed, child_id, queued_id = self.keyed_parent_with_a_child(storage)
+            time.sleep(0.3)
+            assert storage.recover_stale(max_recoveries=0, limit=10).failed == [claimed.run.id]
+        self.assert_ended_with_its_children_and_key(storage, child_id, queued_id)
+
+    def test_a_parent_past_its_deadline_ends_its_children_and_frees_its_key(
+        self, storage: Storage
+    ) -> None:
+        with override_settings(DURABLE={"STALE_AFTER": 0.1}):
+            claimed, child_id, queued_id = self.keyed_parent_with_a_child(
+                storage, timeouts={JOB: 0.1}
+            )
+            time.sleep(0.3)  # past the deadline, and its worker stopped heartbeating
+            assert storage.fail_overdue(limit=10) == [claimed.run.id]
+        self.assert_ended_with_its_children_and_key(storage, child_id, queued_id)
 
     # -- deadlines -----------------------------------------------------------------------
 
