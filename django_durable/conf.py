@@ -132,6 +132,7 @@ class DurableSettings:
     def PRUNE_INTERVAL(self) -> float:
         return self._float("PRUNE_INTERVAL")
 
+    @property
     def ATOMIC_STEP_TIMEOUT(self) -> float:
         return self._float("ATOMIC_STEP_TIMEOUT")
 

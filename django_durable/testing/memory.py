@@ -38,7 +38,7 @@ from ..storage.base import (
     Storage,
     WorkerInfo,
 )
-from .memory_fenced import MemoryFencedTransaction
+from .memory_fenced import MemoryAtomicStep, MemoryFencedTransaction
 from .memory_state import Clock, EventRow, RunRow, Tables
 
 __all__ = ["Clock", "InMemoryStorage"]
@@ -204,6 +204,20 @@ class InMemoryStorage:
         with self.atomic():
             self._tables.fence(lease, check_cancel=True)
             yield MemoryFencedTransaction(self._tables, self.clock, lease)
+
+    # Nothing here holds anything but the one lock, which heartbeats wait for briefly.
+    transactions_hold_database = False
+
+    @contextmanager
+    def atomic_step(
+        self, lease: Lease, *, renew: Collection[uuid.UUID] = ()
+    ) -> Iterator[MemoryAtomicStep]:
+        with self.atomic():
+            self._tables.fence(lease, check_cancel=True)
+            yield MemoryAtomicStep(self._tables, lease, self._lease_expiry(self.now()))
+
+    def discard_connection(self) -> None:
+        """No connection to discard."""
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None:
         with self.atomic():

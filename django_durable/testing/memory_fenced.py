@@ -65,3 +65,18 @@ class MemoryFencedTransaction:
         row = self._tables.fence(self._lease)
         self._tables.write(row, checkpoint)
         self._tables.park(row, wake_at, waiting_for)
+
+
+class MemoryAtomicStep:
+    """``Storage.atomic_step`` for ``InMemoryStorage``: the checkpoint renews the lease."""
+
+    def __init__(self, tables: Tables, lease: Lease, expiry: datetime) -> None:
+        self._tables = tables
+        self._lease = lease
+        self._expiry = expiry
+
+    def write(self, checkpoint: Checkpoint) -> frozenset[uuid.UUID]:
+        row = self._tables.runs[self._lease.run_id]
+        self._tables.write(row, checkpoint)
+        row.lease_expires_at = self._expiry
+        return frozenset({self._lease.run_id})
