@@ -271,7 +271,8 @@ def test_the_overview_shows_the_policy_the_tables_and_the_last_pass(client, djan
     with override_settings(DURABLE={**settings_durable(), "RETENTION": {"failed": None}}):
         page = client.get(url).content.decode()
     flat = page.replace("\n", "").replace("  ", "")
-    assert "<h2>Retention</h2>" in page
+    assert page.count("<h2>Retention</h2>") == 1
+    assert page.index('<div id="content-main">') < page.index("<h2>Retention</h2>")
     assert "<td>7.0 days</td><td>for ever</td><td>30.0 days</td>" in flat
     assert "<td>tests.short_lived</td><td>24.0 h</td><td>24.0 h</td><td>24.0 h</td>" in flat
     assert "No registered worker has finished a pruning pass yet" in page
