@@ -30,11 +30,18 @@ from .waits import CLEAR_LEASE, cancel_children, wake_parent_if_ready
 _ENDED = {"wake_at": None, "waiting_for": None, **CLEAR_LEASE}
 
 
+def _past_deadline() -> Q:
+    return Q(deadline__isnull=False, deadline__lt=DbNow())
+
+
 def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
     """Requeue runs whose lease expired; fail (or cancel) those out of recoveries."""
-    expired = dict(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
+    # A run past its deadline is left to ``fail_overdue``: requeued, it would only time
+    # out at its next claim, counted as a recovery. Its deadline can pass between that
+    # sweep and this one, hence the condition here too.
+    expired = Q(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow()) & ~_past_deadline()
     columns = ("pk", "recoveries", "errors", "attempt", "queue_name", "cancel_requested")
-    stale = Run.objects.using(alias).filter(**expired).order_by("lease_expires_at")
+    stale = Run.objects.using(alias).filter(expired).order_by("lease_expires_at")
     if connections[alias].vendor != "sqlite":
         stale = stale.select_for_update(skip_locked=True)
     rows = [dict(zip(columns, row, strict=True)) for row in stale.values_list(*columns)[:limit]]
@@ -43,7 +50,7 @@ def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
     ]
     if requeue:
         # One statement of constants for the lot: nothing a row holds can break it.
-        Run.objects.using(alias).filter(pk__in=[row["pk"] for row in requeue], **expired).update(
+        Run.objects.using(alias).filter(expired, pk__in=[row["pk"] for row in requeue]).update(
             status=RunStatus.PENDING, recoveries=F("recoveries") + 1, **CLEAR_LEASE
         )
         announce(alias, [row["queue_name"] for row in requeue])
@@ -52,7 +59,7 @@ def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
     for row in rows:
         if row in requeue:
             continue
-        still = Q(**expired, pk=row["pk"])
+        still = expired & Q(pk=row["pk"])
         end = functools.partial(_end_stale, alias, still, row, max_recoveries)
         if one_row(
             alias,
@@ -73,7 +80,7 @@ def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
     only then. Failing it here would free the key while the worker still executes a step
     that ignores the timeout, and the key's next run would start beside it.
     """
-    overdue = Q(deadline__isnull=False, deadline__lt=DbNow()) & (
+    overdue = _past_deadline() & (
         Q(status=RunStatus.WAITING) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
     )
     failed = []

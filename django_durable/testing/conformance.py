@@ -28,7 +28,16 @@ from django.utils import timezone
 
 from ..exceptions import LeaseLost, RunCancelled, RunNotFound
 from ..status import RunStatus, StepKind, StepStatus
-from ..storage.base import Checkpoint, ClaimedRun, Lease, LogRecord, NewRun, StepRecord, Storage
+from ..storage.base import (
+    Checkpoint,
+    ClaimedRun,
+    Lease,
+    LogRecord,
+    NewRun,
+    StaleSweep,
+    StepRecord,
+    Storage,
+)
 
 JOB = "conformance.job"
 OTHER_JOB = "conformance.other"
@@ -483,6 +492,23 @@ class StorageConformance:
             storage.complete(timed.lease, "late", Checkpoint())
         assert storage.heartbeat("w", [untimed.run.id]).renewed == {untimed.run.id}
         storage.complete(untimed.lease, "fine", Checkpoint())
+
+    def test_the_stale_sweep_leaves_a_run_past_its_deadline_to_fail_overdue(
+        self, storage: Storage
+    ) -> None:
+        storage.enqueue(new_run())
+        with override_settings(DURABLE={"STALE_AFTER": 0.1}):
+            (claimed,) = storage.claim(
+                owner="w", job_names=[JOB], queues=None, limit=5, timeouts={JOB: 0.1}
+            )
+            time.sleep(0.3)  # its lease expired, its deadline passed: a timeout, not a recovery
+            assert storage.recover_stale(max_recoveries=5, limit=10) == StaleSweep(
+                requeued=[], failed=[], cancelled=[]
+            )
+            assert storage.fail_overdue(limit=10) == [claimed.run.id]
+        record = storage.get_run(claimed.run.id)
+        assert record is not None and record.status == RunStatus.FAILED
+        assert record.recoveries == 0
 
     def test_an_overdue_run_keeps_its_key_while_its_worker_holds_the_lease(
         self, storage: Storage

@@ -292,7 +292,12 @@ class Tables:
     def recover_stale(self, now: datetime, max_recoveries: int, limit: int) -> StaleSweep:
         requeued, failed, cancelled = [], [], []
         expired = sorted(
-            (row for row in self.runs.values() if row.lease_expired(now)),
+            (
+                row
+                for row in self.runs.values()
+                # A run past its deadline is left to fail_overdue, as in the ORM storage.
+                if row.lease_expired(now) and not (row.deadline is not None and row.deadline < now)
+            ),
             key=lambda row: (row.lease_expires_at, row.id),
         )[:limit]
         for row in expired:
