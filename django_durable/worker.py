@@ -303,6 +303,7 @@ class Worker:
         # its lease never outlives the database's; and only for the leases the database
         # renewed: a run taken over meanwhile must not look fresh to its guard.
         beat = self.storage.heartbeat(self.worker_id, list(due))
+        lost = []
         with self._lock:
             for run_id, active in due.items():
                 if self._active.get(run_id) is not active:
@@ -312,7 +313,9 @@ class Worker:
                     active.cancel_requested = run_id in beat.cancel_requested
                 else:
                     active.lost = True
-        for run_id in due.keys() - beat.renewed:
+                    lost.append(run_id)
+        # A run that finished while the statement ran has no lease left to renew: not lost.
+        for run_id in lost:
             logger.warning("worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id)
 
     def _renewable(self, run_id: uuid.UUID) -> list[uuid.UUID]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -123,12 +124,21 @@ class Command(BaseCommand):
     @staticmethod
     def _install_signal_handlers(worker: Worker) -> None:
         log = logging.getLogger("django_durable")
+        signalled = False
 
         def stop(signum: int, frame: Any) -> None:
+            nonlocal signalled
             name = signal.Signals(signum).name
-            if worker.stopping:
+            if signalled:
                 log.warning("worker=%s event=exiting_now signal=%s", worker.worker_id, name)
                 os._exit(1)  # a second signal: leases expire and other workers recover
+            # Not here: the handler runs on the main thread between two bytecodes, possibly
+            # while that thread holds the lock inside Event.wait(); Event.set() taken here
+            # would then wait for it forever.
+            signalled = True
+            threading.Thread(target=stopping, args=(name,), name="durable-stop").start()
+
+        def stopping(name: str) -> None:
             log.info(
                 "worker=%s event=stopping signal=%s grace=%s", worker.worker_id, name, worker.grace
             )
