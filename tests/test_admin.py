@@ -236,6 +236,30 @@ def test_send_event_form_validates_json_then_wakes_the_run(operator):
     assert "approval" in LogEntry.objects.get(object_id=str(handle.id)).change_message
 
 
+@pytest.mark.parametrize(
+    ("name", "payload", "reason"),
+    [
+        ("approval", '"a\\u0000b"', "NUL"),
+        ("approval", "[" * 200_000 + "]" * 200_000, "nested too deeply"),  # json's own limit
+        ("approval", "[" * 30 + "]" * 30, "nested 21 levels deep"),
+        ("approval", "NaN", "NaN"),
+        ("approval", '"' + "x" * (2 * 1024 * 1024) + '"', "bytes"),
+        ("appro\u0000val", "1", "Null characters are not allowed"),
+    ],
+)
+def test_send_event_form_says_why_a_value_is_refused(operator, name, payload, reason):
+    from django_durable.models import RunEvent
+
+    handle = jobs.approval.enqueue()
+    run_until_idle()
+    url = action_url(handle.id, "send_event")
+    refused = operator.post(url, {"name": name, "payload": payload, "apply": "1"})
+    assert refused.status_code == 200 and reason in refused.content.decode()
+    assert b"Skipped" not in refused.content
+    assert not RunEvent.objects.filter(run_id=handle.id).exists()
+    assert Run.objects.get(pk=handle.id).status == RunStatus.WAITING
+
+
 def test_send_event_from_the_list(operator):
     handle = jobs.approval.enqueue()
     run_until_idle()

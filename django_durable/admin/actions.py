@@ -19,6 +19,7 @@ from ..exceptions import RunNotFound
 from ..models import Run
 from ..operations import cancel_run, restart_run, retry_run, send_event
 from ..operator_rules import RULES, Rule
+from ..payloads import check_name, to_json
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,30 @@ class EventForm(forms.Form):
         help_text="JSON; empty sends null.",
     )
 
+    # send_event's own checks, here, so a refused value is reported on the form (not as a
+    # skipped run or an error page).
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        try:
+            return check_name(name, "the event name", column="RunEvent.name")
+        except (TypeError, ValueError) as error:
+            raise forms.ValidationError(str(error)) from error
+
     def clean_payload(self) -> Any:
         text = self.cleaned_data["payload"].strip()
         if not text:
             return None
         try:
-            return json.loads(text)
+            payload = json.loads(text)
         except json.JSONDecodeError as error:
             raise forms.ValidationError(f"Not valid JSON: {error}") from error
+        except RecursionError as error:
+            raise forms.ValidationError("Not accepted: the JSON is nested too deeply.") from error
+        try:
+            to_json(payload, "the payload")
+        except (TypeError, ValueError) as error:
+            raise forms.ValidationError(f"Not accepted: {error}") from error
+        return payload
 
 
 def plural(count: int) -> str:

@@ -268,19 +268,22 @@ class ORMStorage:
     ) -> None:
         """The run's last fenced write: also free its key and tell a waiting parent."""
         keyed = frees_slot and lease.concurrency_key is not None
-        has_parent = frees_slot and lease.parent_id is not None
-        if not (keyed or has_parent):
+        parent_id = lease.parent_id if frees_slot else None
+        if not (keyed or parent_id):
             self._fenced.write(lease, changes, checkpoint)
             return
 
         def end() -> None:
+            if parent_id is not None:
+                # The parent's row first, as cancel() takes it before its children's:
+                # a child locking itself and then its parent would deadlock with it.
+                self._runs().select_for_update().filter(pk=parent_id).exists()
             self._fenced.write(lease, changes, checkpoint)
             if keyed:
                 ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
                 announce(self.alias, [lease.queue_name])  # the key's next run may start
-            if has_parent:
-                assert lease.parent_id is not None
-                wake_parent_if_ready(self.alias, lease.parent_id)
+            if parent_id is not None:
+                wake_parent_if_ready(self.alias, parent_id)
 
         own_write(self.alias, end)
 
