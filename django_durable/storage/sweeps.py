@@ -124,7 +124,7 @@ def _end_overdue(
         "finished_at": timezone.now(),
         **_ENDED,
     }
-    return _end(alias, run_id, still, ending, problem=problem, with_children=True)
+    return _end(alias, run_id, still, ending, problem=problem)
 
 
 def _end(
@@ -134,16 +134,14 @@ def _end(
     changes: dict[str, Any],
     *,
     problem: str | None = None,
-    with_children: bool = False,
 ) -> bool:
     """End a run outside its worker if it is ``still`` as the sweep found it: write
-    ``changes``, cancel its children (``with_children``), free its key, wake a waiting
+    ``changes``, cancel its unfinished children, free its key, wake a waiting
     parent. ``problem``: what was wrong with the row, reported once the run is ended
     (and so never swept again)."""
     if not Run.objects.using(alias).filter(still).update(**changes):
         return False
-    if with_children:
-        cancel_children(alias, run_id)
+    cancel_children(alias, run_id)
     _after_end(alias, run_id)
     if problem is not None:
         report_malformed(run_id, problem, "errors_replaced")
