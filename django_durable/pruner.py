@@ -41,7 +41,7 @@ class Pruner:
             self.pass_ = Pruning(default=project, jobs=job_policies(project))
         batch_size = durable_settings.PRUNE_BATCH_SIZE
         started = time.monotonic()
-        pruned, looked_at = prune_batch(
+        pruned = prune_batch(
             durable_settings.DATABASE, self.pass_, now=get_storage().now(), batch_size=batch_size
         )
         if pruned.runs:
@@ -54,7 +54,7 @@ class Pruner:
                 pruned.events,
                 time.monotonic() - started,
             )
-        if looked_at < batch_size:  # the pass is over
+        if self.pass_.done:
             self.pass_ = None
             worker_pruned(durable_settings.DATABASE, self.worker_id)
             self.next_at = now + durable_settings.PRUNE_INTERVAL

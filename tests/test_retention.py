@@ -125,6 +125,25 @@ def test_status_and_job_filters_and_a_dry_run_that_counts_what_then_goes():
     assert set(Run.objects.values_list("pk", flat=True)) == {runs[0].id, runs[1].id}
 
 
+def test_batches_of_one_walk_every_status_past_kept_families_and_ties():
+    runs = [jobs.echo.enqueue() for _ in range(7)]
+    parent = jobs.fan_out.enqueue([2, 3])
+    run_until_idle(max_runs=len(runs) + 2)  # the parent parks, one child completes
+    child = Run.objects.get(parent_id=parent.id, status=RunStatus.COMPLETED)
+    statuses = [RunStatus.COMPLETED] * 3 + [RunStatus.FAILED] * 2 + [RunStatus.CANCELLED] * 2
+    for run, status in zip(runs, statuses, strict=True):
+        Run.objects.filter(pk=run.id).update(status=status)
+    # All at one instant: the walk's tie-break on id is what moves it on.
+    Run.objects.filter(pk__in=[run.id for run in runs] + [child.pk]).update(
+        finished_at=timezone.now() - timedelta(days=3)
+    )
+    assert prune("--older-than", "1d", "--batch-size", "1").startswith("Deleted 7 runs")
+    assert set(Run.objects.values_list("pk", flat=True)) == {parent.id, *family(parent.id)}
+    run_until_idle()
+    parent.refresh()
+    assert parent.output == 13
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -46,32 +46,48 @@ class Pruned:
 
 @dataclass
 class Pruning:
-    """One pruning pass: what to prune, and where the last batch stopped."""
+    """One pruning pass: what to prune, and how far the walk of each status has come.
+
+    Each status is walked on its own, oldest first along the ``(status, finished_at)``
+    index, from where its last batch stopped: a batch reads an index range, never the
+    families it kept before (an OR over statuses would make every batch read them all).
+    """
 
     default: Policy
     jobs: JobPolicies = field(default_factory=dict)
     statuses: Collection[str] = ("completed", "failed", "cancelled")
     job_name: str | None = None  # only families whose root is a run of this job
-    # (finished_at, id) of the last root looked at: families kept are not looked at again.
-    after: tuple[datetime, uuid.UUID] | None = None
+    # Per status, the (finished_at, id) of the last root looked at.
+    after: dict[str, tuple[datetime, uuid.UUID]] = field(default_factory=dict)
+    walked: set[str] = field(default_factory=set)  # statuses with nothing left to look at
+
+    @property
+    def done(self) -> bool:
+        return self.walked.issuperset(self.statuses)
 
     def cutoff(self, job_name: str, status: str, now: datetime) -> datetime | None:
         keep = self.jobs.get(job_name, self.default).get(status)
         return None if keep is None else now - keep
 
-    def due(self, now: datetime) -> Q:
-        """Finished runs past their retention, as a filter."""
-        due = Q(pk__in=[])
-        others = ~Q(job_name__in=list(self.jobs))
-        for status in self.statuses:
+    def due(self, status: str, now: datetime) -> Q | None:
+        """Runs in ``status`` past their retention, as a filter bounded by the latest
+        cutoff (an index range); None when that status is kept forever."""
+        others = ~Q(job_name__in=list(self.jobs)) if self.jobs else Q()
+        cutoffs = [
+            (which, now - keep)
             for which, policy in [
                 (others, self.default),
                 *((Q(job_name=name), policy) for name, policy in self.jobs.items()),
-            ]:
-                keep = policy.get(status)
-                if keep is not None:
-                    due |= which & Q(status=status, finished_at__lt=now - keep)
-        return due
+            ]
+            if (keep := policy.get(status)) is not None
+        ]
+        if not cutoffs:
+            return None
+        latest = max(cutoff for _, cutoff in cutoffs)
+        due = Q(pk__in=[])
+        for which, cutoff in cutoffs:
+            due |= which & Q(finished_at__lt=cutoff)
+        return Q(status=status, finished_at__lt=latest) & due
 
     def expired(self, member: dict[str, Any], now: datetime) -> bool:
         if member["status"] not in self.statuses or member["finished_at"] is None:
@@ -82,37 +98,62 @@ class Pruning:
 
 def prune_batch(
     alias: str, pruning: Pruning, *, now: datetime, batch_size: int, dry_run: bool = False
-) -> tuple[Pruned, int]:
-    """Delete up to ``batch_size`` expired families, in one transaction; return what went
-    and how many roots were looked at (under ``batch_size``: none is left to look at)."""
+) -> Pruned:
+    """Delete up to ``batch_size`` expired families in one transaction, from the first
+    status not yet walked; ``pruning.done`` says when the pass is over."""
+    for status in pruning.statuses:
+        if status in pruning.walked:
+            continue
+        due = pruning.due(status, now)
+        if due is None:
+            pruning.walked.add(status)
+            continue
+        return _prune_status(alias, pruning, status, due, now, batch_size, dry_run)
+    return Pruned()
 
+
+def _prune_status(
+    alias: str,
+    pruning: Pruning,
+    status: str,
+    due: Q,
+    now: datetime,
+    batch_size: int,
+    dry_run: bool,
+) -> Pruned:
     def batch() -> tuple[Pruned, list[dict[str, Any]]]:
-        roots = _roots(alias, pruning, now=now, batch_size=batch_size, lock=not dry_run)
+        roots = _roots(alias, pruning, status, due, batch_size=batch_size, lock=not dry_run)
         families = _families(alias, roots, lock=not dry_run)
         doomed = [
-            member["id"]
+            family
             for family in families.values()
             if all(pruning.expired(member, now) for member in family)
-            for member in family
         ]
-        return _delete(alias, doomed, dry_run=dry_run), roots
+        ids = [member["id"] for family in doomed for member in family]
+        nested = any(len(family) > 1 for family in doomed)
+        return _delete(alias, ids, nested=nested, dry_run=dry_run), roots
 
+    # The walk moves on only once the batch is committed: a retried or failed batch
+    # is looked at again.
     pruned, roots = own_write(alias, batch)
     if roots:
-        pruning.after = (roots[-1]["finished_at"], roots[-1]["id"])
-    return pruned, len(roots)
+        pruning.after[status] = (roots[-1]["finished_at"], roots[-1]["id"])
+    if len(roots) < batch_size:
+        pruning.walked.add(status)
+    return pruned
 
 
 def _roots(
-    alias: str, pruning: Pruning, *, now: datetime, batch_size: int, lock: bool
+    alias: str, pruning: Pruning, status: str, due: Q, *, batch_size: int, lock: bool
 ) -> list[dict[str, Any]]:
-    roots = Run.objects.using(alias).filter(pruning.due(now), parent_id=None)
+    roots = Run.objects.using(alias).filter(due, parent_id=None)
     if pruning.job_name is not None:
         roots = roots.filter(job_name=pruning.job_name)
-    if pruning.after is not None:
-        finished_at, last_id = pruning.after
-        roots = roots.filter(
-            Q(finished_at__gt=finished_at) | Q(finished_at=finished_at, pk__gt=last_id)
+    if status in pruning.after:
+        finished_at, last_id = pruning.after[status]
+        # The >= bound starts the index range here; the OR only breaks ties.
+        roots = roots.filter(finished_at__gte=finished_at).filter(
+            Q(finished_at__gt=finished_at) | Q(pk__gt=last_id)
         )
     roots = roots.order_by("finished_at", "pk")
     if lock and connections[alias].features.has_select_for_update_skip_locked:
@@ -143,7 +184,7 @@ def _families(
     return families
 
 
-def _delete(alias: str, ids: list[uuid.UUID], *, dry_run: bool) -> Pruned:
+def _delete(alias: str, ids: list[uuid.UUID], *, nested: bool, dry_run: bool) -> Pruned:
     if not ids:
         return Pruned()
     if dry_run:
@@ -160,5 +201,6 @@ def _delete(alias: str, ids: list[uuid.UUID], *, dry_run: bool) -> Pruned:
         for model in (Step, RunLog, RunEvent, ConcurrencySlot)
     ]
     runs = Run.objects.using(alias).filter(pk__in=ids)
-    runs.exclude(parent_id=None).update(parent=None)  # MariaDB checks each row's parent
+    if nested:  # MariaDB checks each deleted row's parent, so children let go first
+        runs.exclude(parent_id=None).update(parent=None)
     return Pruned(runs=runs._raw_delete(alias), steps=counts[0], logs=counts[1], events=counts[2])

@@ -55,11 +55,11 @@ class Command(BaseCommand):
         total, started = Pruned(), time.monotonic()
         next_progress = started + PROGRESS_EVERY
         while True:
-            pruned, looked_at = prune_batch(
+            pruned = prune_batch(
                 alias, pruning, now=now, batch_size=batch_size, dry_run=options["dry_run"]
             )
             total.add(pruned)
-            if looked_at < batch_size:
+            if pruning.done:
                 break
             if time.monotonic() >= next_progress:
                 rate = total.runs / (time.monotonic() - started)
