@@ -185,7 +185,7 @@ def claim_cost_ms(system: Durable, finished: int, claims: int) -> float:
     completed runs of the same job in the table."""
     from django.db import connection
 
-    from django_durable.storage.orm import ORMStorage
+    from django_durable.storage import storage_for
 
     system.reset()
     with connection.cursor() as cursor:
@@ -194,7 +194,7 @@ def claim_cost_ms(system: Durable, finished: int, claims: int) -> float:
     system.enqueue_bulk(claims, 1)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE django_durable_run")
-    storage = ORMStorage("default")
+    storage = storage_for("default")
     claim = lambda: storage.claim(  # noqa: E731
         owner="bench", job_names=["bench.one_step"], queues=["default"], limit=1
     )

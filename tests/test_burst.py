@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from django_durable import RunStatus
 from django_durable.models import Run
+from django_durable.storage import storage_for
 from django_durable.storage.base import ClaimedRun
-from django_durable.storage.orm import ORMStorage
 from django_durable.worker import Worker
 from tests.testapp import jobs
 from tests.workers import WorkerProcess
@@ -33,11 +33,12 @@ def poll(settings):
     settings.DURABLE = {**settings.DURABLE, "LISTEN_DATABASE": False}
 
 
-class EmptyClaims(ORMStorage):
-    """Storage whose first ``empty`` claims find nothing, as if other workers held it all."""
+class EmptyClaims:
+    """The database's storage, but its first ``empty`` claims find nothing, as if other
+    workers held it all."""
 
     def __init__(self, empty: int) -> None:
-        super().__init__("default")
+        self.storage = storage_for("default")
         self.empty_left = empty
         self.claims = 0
 
@@ -46,10 +47,13 @@ class EmptyClaims(ORMStorage):
         if self.empty_left > 0:
             self.empty_left -= 1
             return []
-        return super().claim(**kwargs)
+        return self.storage.claim(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
 
 
-def run_burst(storage: ORMStorage, timeout: float = 60) -> Worker:
+def run_burst(storage: Any, timeout: float = 60) -> Worker:
     worker = Worker(burst=True, queues=None, poll_interval=0.01, storage=storage)
     thread = threading.Thread(target=worker.run)
     thread.start()
@@ -73,7 +77,7 @@ def test_empty_claims_while_runs_are_pending_do_not_end_the_burst():
 def test_the_burst_ends_when_only_runs_it_cannot_claim_are_left():
     # A run of a key another worker holds, a run waiting for an event, a future run.
     held = jobs.echo.using(concurrency_key="k").enqueue("held")
-    storage = ORMStorage("default")
+    storage = storage_for("default")
     (other,) = storage.claim(owner="another worker", job_names=["tests.echo"], queues=None, limit=1)
     assert other.run.id == held.id
     blocked = jobs.echo.using(concurrency_key="k").enqueue("blocked")

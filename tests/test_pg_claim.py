@@ -10,10 +10,9 @@ from django.utils import timezone
 
 from django_durable.models import Run
 from django_durable.status import RunStatus, StepKind, StepStatus
-from django_durable.storage import prepared
 from django_durable.storage.base import Checkpoint, NewRun, StepRecord
-from django_durable.storage.claim_pg import _claim_sql, _queue_filter
-from django_durable.storage.orm import ORMStorage
+from django_durable.storage.postgresql import PostgresStorage, prepared
+from django_durable.storage.postgresql.claim import _claim_sql, _queue_filter
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -28,7 +27,7 @@ JOB = "pg.job"
 @pytest.fixture
 def storage():
     connection.close()  # a fresh session: no prepared statements yet
-    yield ORMStorage("default")
+    yield PostgresStorage("default")
     connection.close()
     prepared._not_preparing.discard("default")  # a test's fallback ends with it
 

@@ -1,4 +1,4 @@
-"""Storage: the protocol the engine talks to, and its Django ORM implementation."""
+"""Storage: the protocol the engine talks to, and its database implementations."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .base import Storage
+    from .orm import ORMStorage
 
 # Set by ``django_durable.testing.use_storage()``: the storage every call site gets.
 _installed: list[Storage] = []
@@ -18,9 +19,21 @@ def get_storage() -> Storage:
     if _installed:
         return _installed[-1]
     from ..conf import durable_settings
+
+    return storage_for(durable_settings.DATABASE)
+
+
+def storage_for(alias: str) -> ORMStorage:
+    """The database storage for ``alias``: PostgreSQL's own, or the portable one."""
+    from django.db import connections
+
+    if connections[alias].vendor == "postgresql":
+        from .postgresql import PostgresStorage
+
+        return PostgresStorage(alias)
     from .orm import ORMStorage
 
-    return ORMStorage(durable_settings.DATABASE)
+    return ORMStorage(alias)
 
 
 def on_commit(storage: Storage, callback: Callable[[], object]) -> None:

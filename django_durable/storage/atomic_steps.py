@@ -32,16 +32,6 @@ from .dbclock import DbNow
 from .fenced import FencedWriter
 from .own_writes import own_transaction
 
-_PG_LIMITS = (
-    "set_config('idle_in_transaction_session_timeout', %s, true), "
-    "set_config('statement_timeout', %s, true)"
-)
-
-
-def _pg_fence_select(timeout: float) -> tuple[str, list[Any]]:
-    milliseconds = str(max(1, math.ceil(timeout * 1000)))
-    return _PG_LIMITS, [milliseconds, milliseconds]
-
 
 def _is_mariadb(connection: BaseDatabaseWrapper) -> bool:
     return connection.vendor == "mysql" and bool(getattr(connection, "mysql_is_mariadb", False))
@@ -99,12 +89,9 @@ def atomic_step_transaction(
     try:
         # Not run again on a lock error here: the caller decides (the body is job code).
         with own_transaction(alias):
-            select: tuple[str, list[Any]] = ("1", [])
-            if connection.vendor == "postgresql":
-                select = _pg_fence_select(timeout)
-            elif mariadb:
+            if mariadb:
                 _set_mariadb_limits(connection, timeout)
-            writer.fence(lease, {}, check_cancel=True, select=select)
+            writer.fence(lease, {}, check_cancel=True, select=writer.time_limits(timeout))
             yield ORMAtomicStep(alias, writer, lease, renew)
     finally:
         if mariadb and connection.connection is not None:

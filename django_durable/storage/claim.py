@@ -1,7 +1,7 @@
 """The claim: lease the next runnable runs to a worker in one short transaction.
 
-PostgreSQL claims with one prepared statement (``claim_pg.py``); this module's ORM claim
-serves MySQL/MariaDB and SQLite.
+PostgreSQL claims with one prepared statement (``postgresql/claim.py``); this module's
+ORM claim serves MySQL/MariaDB and SQLite.
 
 Claim, stamp the lease, commit, and only then execute: the transaction holds row locks
 for two statements, never for the duration of a run. Runs whose concurrency key is held
@@ -25,7 +25,6 @@ from ..conf import durable_settings
 from ..models import ConcurrencySlot, Run
 from ..status import RunStatus
 from .base import ClaimedRun, Lease
-from .claim_pg import claim_postgresql
 from .convert import RUN_FIELDS, run_record
 from .dbclock import DbNow
 from .own_writes import own_write
@@ -43,25 +42,14 @@ def claim_runs(
 ) -> list[ClaimedRun]:
     if not job_names or limit < 1:
         return []
-    vendor = connections[alias].vendor
+    # Without SKIP LOCKED (SQLite) there is one writer at a time: one UPDATE claims.
+    single_writer = not connections[alias].features.has_select_for_update_skip_locked
     token = uuid.uuid4()
     now = timezone.now()
-    if vendor == "postgresql":
-        return claim_postgresql(
-            alias,
-            owner=owner,
-            token=token,
-            now=now,
-            job_names=job_names,
-            queues=queues,
-            limit=limit,
-            timeouts=timeouts or {},
-        )
-
     time_left: dict[Any, float] = {}
 
     def claim_once() -> list[tuple[Run, bool]]:
-        if vendor == "sqlite":
+        if single_writer:
             runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
         else:
             runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)

@@ -1,10 +1,8 @@
 """Writes by a run's lease holder: a fencing UPDATE of the run, then the checkpoint's rows.
 
 Every write is conditional on the lease token, so a worker that lost its lease changes
-nothing. On PostgreSQL the fence and the inserts are one prepared statement, a single
-round trip with no separate BEGIN/COMMIT: a plain INSERT ... SELECT for a step's journal
-entry (``journal_pg.py``), data-modifying CTEs that insert only if the fencing UPDATE
-matched for a run's last write. Elsewhere they share one short transaction.
+nothing. Here the fence and the inserts share one short transaction; PostgreSQL makes
+them one statement (``postgresql/fenced.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +17,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..exceptions import LeaseLost, RunCancelled
 from ..models import Run, RunLog, Step
 from ..status import RunStatus
-from . import prepared
 from .base import Checkpoint, Lease
-from .journal_pg import insert_if_leased
 from .own_writes import own_write, storage_error
 from .sql import fence_where, insert_rows, set_clause
 
@@ -41,7 +37,7 @@ STEP_COLUMNS = (
 LOG_COLUMNS = ("run", "attempt", "level", "message", "created_at")
 
 
-def _step_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
+def step_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
     return [
         {name: lease.run_id if name == "run" else getattr(step, name) for name in STEP_COLUMNS}
         for step in checkpoint.steps
@@ -49,7 +45,7 @@ def _step_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
     ]
 
 
-def _log_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
+def log_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
     return [
         {
             "run": lease.run_id,
@@ -63,6 +59,11 @@ def _log_rows(lease: Lease, checkpoint: Checkpoint) -> list[dict[str, Any]]:
 
 
 class FencedWriter:
+    # How the fence locks the run row when it changes nothing: None takes FOR UPDATE
+    # where the database has row locks (SQLite's BEGIN IMMEDIATE already holds the
+    # write lock).
+    row_lock: str | None = None
+
     def __init__(self, alias: str) -> None:
         self.alias = alias
 
@@ -96,8 +97,9 @@ class FencedWriter:
         where, where_params = self._fence_where(connection, lease, check_cancel)
         table = connection.ops.quote_name(Run._meta.db_table)
         if not changes:
-            # SQLite needs no lock clause: BEGIN IMMEDIATE already holds the write lock.
-            lock = {"postgresql": "FOR SHARE", "sqlite": ""}.get(connection.vendor, "FOR UPDATE")
+            lock = self.row_lock
+            if lock is None:
+                lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
             expression, select_params = select
             return (
                 f"SELECT {expression} FROM {table} WHERE {where} {lock}",
@@ -105,6 +107,11 @@ class FencedWriter:
             )
         assignments, set_params = set_clause(Run, changes, connection)
         return f"UPDATE {table} SET {assignments} WHERE {where}", [*set_params, *where_params]
+
+    def time_limits(self, timeout: float) -> tuple[str, list[Any]]:
+        """What a fence selects to have the database end its transaction after
+        ``timeout`` seconds, where the fence statement itself can say so."""
+        return "1", []
 
     def fence(
         self,
@@ -146,8 +153,8 @@ class FencedWriter:
                 ).update(**{name: getattr(record, name) for name in STEP_COLUMNS[1:]})
         with connection.cursor() as cursor:
             for model, columns, rows in (
-                (Step, STEP_COLUMNS, _step_rows(lease, checkpoint)),
-                (RunLog, LOG_COLUMNS, _log_rows(lease, checkpoint)),
+                (Step, STEP_COLUMNS, step_rows(lease, checkpoint)),
+                (RunLog, LOG_COLUMNS, log_rows(lease, checkpoint)),
             ):
                 if rows:
                     names, templates, params = insert_rows(model, columns, rows, connection)
@@ -165,10 +172,6 @@ class FencedWriter:
         check_cancel: bool = False,
     ) -> None:
         """The fenced UPDATE with ``changes`` and the checkpoint's rows, atomically."""
-        connection = connections[self.alias]
-        if connection.vendor == "postgresql" and not checkpoint.replacing:
-            self._write_one_statement(connection, lease, changes, checkpoint, check_cancel)
-            return
 
         def write_in_transaction() -> None:
             self.fence(lease, changes, check_cancel=check_cancel)
@@ -179,56 +182,9 @@ class FencedWriter:
     def write_in_transaction(
         self, lease: Lease, changes: Mapping[str, Any], checkpoint: Checkpoint
     ) -> None:
-        """``write`` inside a transaction already open (no savepoint): on PostgreSQL still
-        one statement, so the UPDATE of the run costs no extra round trip."""
-        connection = connections[self.alias]
-        if connection.vendor == "postgresql" and not checkpoint.replacing:
-            self._write_one_statement(connection, lease, changes, checkpoint, False)
-            return
+        """``write`` inside a transaction already open (no savepoint)."""
         self.fence(lease, changes)
         self.insert(lease, checkpoint)
-
-    def _write_one_statement(
-        self,
-        connection: BaseDatabaseWrapper,
-        lease: Lease,
-        changes: Mapping[str, Any],
-        checkpoint: Checkpoint,
-        check_cancel: bool,
-    ) -> None:
-        steps, logs = _step_rows(lease, checkpoint), _log_rows(lease, checkpoint)
-        if not changes and bool(steps) != bool(logs):
-            # The hot path: one step's journal entry (or a batch of logs).
-            model, columns, rows = (
-                (Step, STEP_COLUMNS, steps) if steps else (RunLog, LOG_COLUMNS, logs)
-            )
-            fenced = insert_if_leased(self.alias, lease, model, columns, rows, check_cancel)
-        elif steps or logs:
-            # Data-modifying CTEs: every insert selects FROM fence, so no fence row means
-            # nothing is inserted; the last insert's row count tells which happened.
-            fence_sql, params = self._fence_sql(connection, lease, changes, check_cancel)
-            ctes = [f"fence AS ({fence_sql}{' RETURNING 1' if changes else ''})"]
-            inserts = []
-            for model, columns, rows in ((Step, STEP_COLUMNS, steps), (RunLog, LOG_COLUMNS, logs)):
-                if rows:
-                    names, templates, row_params = insert_rows(
-                        model, columns, rows, connection, cast=True
-                    )
-                    table = connection.ops.quote_name(model._meta.db_table)
-                    inserts.append(
-                        f"INSERT INTO {table} ({names}) SELECT v.* "
-                        f"FROM fence CROSS JOIN (VALUES {', '.join(templates)}) AS v"
-                    )
-                    params.extend(row_params)
-            ctes += [f"rows{i} AS ({insert})" for i, insert in enumerate(inserts[:-1])]
-            sql = f"WITH {', '.join(ctes)} {inserts[-1]}"
-            fenced = prepared.execute(self.alias, sql, params).rowcount > 0
-        else:
-            sql, params = self._fence_sql(connection, lease, changes, check_cancel)
-            cursor = prepared.execute(self.alias, sql, params)
-            fenced = (cursor.rowcount if changes else len(cursor.fetchall())) == 1
-        if not fenced:
-            self._fence_failed(lease, check_cancel)
 
 
 @contextmanager

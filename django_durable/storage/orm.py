@@ -1,4 +1,5 @@
-"""The storage protocol on the Django ORM, for PostgreSQL, MySQL/MariaDB and SQLite."""
+"""The storage protocol on the Django ORM: SQLite and MySQL/MariaDB, and the base of
+PostgreSQL's (``postgresql/``)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,11 @@ T = TypeVar("T")
 class ORMStorage:
     """Storage on one database alias (``DURABLE["DATABASE"]``)."""
 
+    writer_class: type[FencedWriter] = FencedWriter
+
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
-        self._fenced = FencedWriter(alias)
+        self._fenced = self.writer_class(alias)
 
     # -- helpers -----------------------------------------------------------------------
 

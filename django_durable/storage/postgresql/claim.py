@@ -18,10 +18,10 @@ from typing import Any
 from django.db import connections
 from django.db.models import Field
 
-from ..conf import durable_settings
-from ..models import ConcurrencySlot, Run
-from ..status import RunStatus
-from .base import ClaimedRun, Lease, RunRecord
+from ...conf import durable_settings
+from ...models import ConcurrencySlot, Run
+from ...status import RunStatus
+from ..base import ClaimedRun, Lease, RunRecord
 from .prepared import execute
 
 # RunRecord's fields, in order, as run table columns (parent_id is the FK's column).

@@ -36,7 +36,7 @@ from typing import Any
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from ..conf import durable_settings
+from ...conf import durable_settings
 
 logger = logging.getLogger("django_durable")
 

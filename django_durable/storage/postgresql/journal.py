@@ -16,10 +16,10 @@ from typing import Any
 from django.db import connections
 from django.db.models import Field, Model
 
-from ..models import Run
-from ..status import RunStatus
+from ...models import Run
+from ...status import RunStatus
+from ..base import Lease
 from . import prepared
-from .base import Lease
 
 
 @cache

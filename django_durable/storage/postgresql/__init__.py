@@ -1,0 +1,44 @@
+"""PostgreSQL: the ORM storage with one-statement claims and checkpoints.
+
+``get_storage()`` chooses it, once, for an alias whose vendor is PostgreSQL. The claim
+and the fenced writes are single prepared statements (one round trip each, no explicit
+transaction); everything else is the portable ORM code it inherits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+
+from django.utils import timezone
+
+from ..base import ClaimedRun
+from ..orm import ORMStorage
+from .claim import claim_postgresql
+from .fenced import PostgresFencedWriter
+
+
+class PostgresStorage(ORMStorage):
+    writer_class = PostgresFencedWriter
+
+    def claim(
+        self,
+        *,
+        owner: str,
+        job_names: Collection[str],
+        queues: Sequence[str] | None,
+        limit: int,
+        timeouts: Mapping[str, float] | None = None,
+    ) -> list[ClaimedRun]:
+        if not job_names or limit < 1:
+            return []
+        return claim_postgresql(
+            self.alias,
+            owner=owner,
+            token=uuid.uuid4(),
+            now=timezone.now(),
+            job_names=job_names,
+            queues=queues,
+            limit=limit,
+            timeouts=timeouts or {},
+        )
