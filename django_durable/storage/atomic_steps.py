@@ -27,8 +27,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from ..conf import durable_settings
 from ..models import Run
 from ..status import RunStatus
+from . import leases
 from .base import Checkpoint, Lease
-from .dbclock import DbNow
 from .fenced import FencedWriter
 from .own_writes import own_transaction
 
@@ -62,7 +62,7 @@ class ORMAtomicStep:
         self.renew = renew
 
     def write(self, checkpoint: Checkpoint) -> frozenset[uuid.UUID]:
-        expiry = DbNow(durable_settings.STALE_AFTER)
+        expiry = leases.expiry()
         changes: dict[str, Any] = {"lease_expires_at": expiry}
         if checkpoint.progress is not None:
             changes["progress"] = checkpoint.progress

@@ -21,9 +21,9 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ..conf import durable_settings
 from ..models import ConcurrencySlot, Run
 from ..status import RunStatus
+from . import leases
 from .base import ClaimedRun, Lease
 from .convert import RUN_FIELDS, run_record
 from .dbclock import DbNow
@@ -180,7 +180,7 @@ def _claim_locking(
             status=RunStatus.RUNNING,
             lease_owner=owner,
             lease_token=token,
-            lease_expires_at=DbNow(durable_settings.STALE_AFTER),
+            lease_expires_at=leases.expiry(),
             started_at=Coalesce(F("started_at"), now),
         )
     return [(run, run.started_at is None) for run in runs]
@@ -198,6 +198,7 @@ def _claim_sqlite(
     # SQLite has one writer at a time and no SKIP LOCKED: one conditional
     # UPDATE ... RETURNING picks and leases the rows in a single statement.
     ops = connections[alias].ops
+    expiry, expiry_params = leases.expiry_sql(connections[alias])
     table = ops.quote_name(Run._meta.db_table)
     slot_table = ops.quote_name(ConcurrencySlot._meta.db_table)
     column_of = {field.name: str(field.column) for field in Run._meta.concrete_fields}
@@ -213,7 +214,7 @@ def _claim_sqlite(
     )
     sql = (
         f"UPDATE {table} SET status = %s, lease_owner = %s, lease_token = %s, "
-        "lease_expires_at = STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW', %s), "
+        f"lease_expires_at = {expiry}, "
         "started_at = COALESCE(started_at, %s) "
         f"WHERE id IN (SELECT id FROM {table} WHERE {where} "
         "ORDER BY priority DESC, run_after, id LIMIT %s) "
@@ -223,7 +224,7 @@ def _claim_sqlite(
         RunStatus.RUNNING,
         owner,
         token.hex,
-        f"{durable_settings.STALE_AFTER:+.6f} seconds",
+        *expiry_params,
         ops.adapt_datetimefield_value(now),
     ]
     runs = list(Run.objects.using(alias).raw(sql, [*head, *params, limit]))

@@ -16,10 +16,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..exceptions import LeaseLost, RunCancelled
 from ..models import Run, RunLog, Step
-from ..status import RunStatus
+from . import leases
 from .base import Checkpoint, Lease
 from .own_writes import own_write, storage_error
-from .sql import fence_where, insert_rows, set_clause
+from .sql import insert_rows, set_clause
 
 STEP_COLUMNS = (
     "run",
@@ -67,18 +67,6 @@ class FencedWriter:
     def __init__(self, alias: str) -> None:
         self.alias = alias
 
-    def _fence_where(
-        self, connection: BaseDatabaseWrapper, lease: Lease, check_cancel: bool
-    ) -> tuple[str, list[Any]]:
-        conditions: dict[str, Any] = {
-            "id": lease.run_id,
-            "lease_token": lease.token,
-            "status": RunStatus.RUNNING,
-        }
-        if check_cancel:
-            conditions["cancel_requested"] = False
-        return fence_where(Run, conditions, connection)
-
     def _fence_sql(
         self,
         connection: BaseDatabaseWrapper,
@@ -94,7 +82,8 @@ class FencedWriter:
         must UPDATE the row, so it waits, or has committed and changed the token), and
         unlike an UPDATE it writes no new row version or index entries.
         """
-        where, where_params = self._fence_where(connection, lease, check_cancel)
+        where = leases.fence_sql(connection, check_cancel=check_cancel)
+        where_params = leases.fence_params(lease, connection)
         table = connection.ops.quote_name(Run._meta.db_table)
         if not changes:
             lock = self.row_lock
@@ -133,13 +122,8 @@ class FencedWriter:
     def _fence_failed(self, lease: Lease, check_cancel: bool) -> None:
         """Raise why the fence matched nothing: a cancel request, or a lost lease."""
         if check_cancel:
-            cancelled = Run.objects.using(self.alias).filter(
-                pk=lease.run_id,
-                lease_token=lease.token,
-                status=RunStatus.RUNNING,
-                cancel_requested=True,
-            )
-            if cancelled.exists():
+            held = Run.objects.using(self.alias).filter(leases.fence(lease))
+            if held.filter(cancel_requested=True).exists():
                 raise RunCancelled
         raise LeaseLost(f"run {lease.run_id} is no longer leased by {lease.owner}")
 

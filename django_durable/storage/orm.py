@@ -20,12 +20,11 @@ from django.db import (
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
-from ..conf import durable_settings
 from ..exceptions import StorageError
 from ..models import ConcurrencySlot, Run, Step
 from ..notify import announce
 from ..status import RunStatus
-from . import sweeps
+from . import leases, sweeps
 from .atomic_steps import ORMAtomicStep, atomic_step_transaction
 from .base import (
     Checkpoint,
@@ -78,9 +77,6 @@ class ORMStorage:
 
     def _runs(self) -> QuerySet[Run]:
         return Run.objects.using(self.alias)
-
-    def _lease_expiry(self) -> DbNow:
-        return DbNow(durable_settings.STALE_AFTER)
 
     @staticmethod
     def _progress(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -326,7 +322,7 @@ class ORMStorage:
         held = self._runs().filter(
             pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner
         )
-        held.update(lease_expires_at=self._lease_expiry())
+        held.update(lease_expires_at=leases.expiry())
         # Read after the UPDATE: a run taken over in between is left out (the worker gives
         # it up, as it must), and no run becomes this owner's without its main thread's
         # claim, so every run read back is one the UPDATE renewed.

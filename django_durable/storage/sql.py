@@ -45,20 +45,6 @@ def set_clause(
     return ", ".join(parts), params
 
 
-def fence_where(
-    model: type[Model], filters: Mapping[str, Any], connection: BaseDatabaseWrapper
-) -> tuple[str, list[Any]]:
-    """``col = %s AND ...`` for equality ``filters``."""
-    quote = connection.ops.quote_name
-    parts: list[str] = []
-    params: list[Any] = []
-    for name, value in filters.items():
-        field = _field(model, name)
-        parts.append(f"{quote(str(field.column))} = %s")
-        params.append(field.get_db_prep_value(value, connection))
-    return " AND ".join(parts), params
-
-
 _ROW_TEMPLATES: dict[tuple[Any, ...], tuple[str, str, list[Field[Any, Any]]]] = {}
 
 

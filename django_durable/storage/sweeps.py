@@ -21,6 +21,7 @@ from ..malformed import error_history, report_malformed
 from ..models import ConcurrencySlot, Run
 from ..notify import announce
 from ..status import RunStatus
+from . import leases
 from .base import StaleSweep
 from .dbclock import DbNow
 from .rows import one_row
@@ -39,7 +40,7 @@ def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
     # A run past its deadline is left to ``fail_overdue``: requeued, it would only time
     # out at its next claim, counted as a recovery. Its deadline can pass between that
     # sweep and this one, hence the condition here too.
-    expired = Q(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow()) & ~_past_deadline()
+    expired = leases.expired() & ~_past_deadline()
     columns = ("pk", "recoveries", "errors", "attempt", "queue_name", "cancel_requested")
     stale = Run.objects.using(alias).filter(expired).order_by("lease_expires_at")
     if connections[alias].vendor != "sqlite":
@@ -80,9 +81,7 @@ def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
     only then. Failing it here would free the key while the worker still executes a step
     that ignores the timeout, and the key's next run would start beside it.
     """
-    overdue = _past_deadline() & (
-        Q(status=RunStatus.WAITING) | Q(status=RunStatus.RUNNING, lease_expires_at__lt=DbNow())
-    )
+    overdue = _past_deadline() & (Q(status=RunStatus.WAITING) | leases.expired())
     failed = []
     rows = Run.objects.using(alias).filter(overdue).order_by("deadline")
     if connections[alias].vendor != "sqlite":

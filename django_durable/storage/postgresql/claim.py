@@ -21,6 +21,7 @@ from django.db.models import Field
 from ...conf import durable_settings
 from ...models import ConcurrencySlot, Run
 from ...status import RunStatus
+from .. import leases
 from ..base import ClaimedRun, Lease, RunRecord
 from .prepared import execute
 
@@ -37,6 +38,8 @@ def _claim_sql(alias: str, queue_filter: str) -> str:
     run = quote(Run._meta.db_table)
     slot = quote(ConcurrencySlot._meta.db_table)
     returning = ", ".join(f"r.{quote(str(field.column))}" for field in _RECORD_FIELDS)
+    # The lease expiry every other write uses, with its one parameter named.
+    expiry = leases.expiry_sql(connections[alias])[0].replace("%s", "%(stale_after)s")
     # Status values are literals, not parameters, so the generic plan of the prepared
     # statement still matches the partial indexes (WHERE status = 'pending').
     return f"""
@@ -69,7 +72,7 @@ UPDATE {run} AS r SET
     status = '{RunStatus.RUNNING.value}',
     lease_owner = %(owner)s,
     lease_token = %(token)s,
-    lease_expires_at = STATEMENT_TIMESTAMP() + make_interval(secs => %(stale_after)s),
+    lease_expires_at = {expiry},
     started_at = COALESCE(r.started_at, %(now)s),
     deadline = CASE
         WHEN r.deadline IS NULL AND r.job_name = ANY(%(timeout_jobs)s::varchar[])

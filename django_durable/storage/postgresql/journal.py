@@ -17,7 +17,7 @@ from django.db import connections
 from django.db.models import Field, Model
 
 from ...models import Run
-from ...status import RunStatus
+from .. import leases
 from ..base import Lease
 from . import prepared
 
@@ -38,12 +38,7 @@ def _sql(
     row = ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields)
     values = ", ".join([f"({row})"] * rows)
     run = quote(Run._meta.db_table)
-    # Status is a literal so the plan is the same for every execution.
-    where = (
-        f"{run}.id = %s AND {run}.lease_token = %s AND {run}.status = '{RunStatus.RUNNING.value}'"
-    )
-    if check_cancel:
-        where += f" AND NOT {run}.cancel_requested"
+    where = leases.fence_sql(connection, check_cancel=check_cancel)
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT v.* "
         f"FROM {run} CROSS JOIN (VALUES {values}) AS v WHERE {where} FOR SHARE OF {run}"
@@ -65,6 +60,6 @@ def insert_if_leased(
     params = [
         field.get_db_prep_save(row[field.name], connection) for row in rows for field in fields
     ]
-    params += [lease.run_id, lease.token]
+    params += leases.fence_params(lease, connection)
     cursor = prepared.execute(alias, _sql(alias, model, names, len(rows), check_cancel), params)
     return bool(cursor.rowcount > 0)
