@@ -1,6 +1,7 @@
 """The metrics view: its numbers, read back with Prometheus's own parser, and who may read it."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -13,6 +14,7 @@ from django_durable.testing.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parent.parent
 URL = "/durable/metrics"
 TOKEN = "scrape-token-0123456789"
 
@@ -226,3 +228,23 @@ def test_only_get_and_head(client, settings):
     settings.DURABLE = {**settings.DURABLE, "METRICS_PUBLIC": True}
     assert client.post(URL).status_code == 405
     assert client.head(URL).status_code == 200
+
+
+# -- the operations guide's samples ------------------------------------------------------------
+
+
+def test_the_guides_settings_pass_the_checks_and_let_prometheus_in(client, settings, monkeypatch):
+    from django_durable.checks import check_settings
+
+    monkeypatch.setenv("DURABLE_METRICS_TOKEN", TOKEN)
+    namespace: dict = {}
+    exec((ROOT / "docs/snippets/settings_metrics.py").read_text(), namespace)
+    settings.DURABLE = {**settings.DURABLE, **namespace["DURABLE"]}
+    assert check_settings() == []
+    parse(client.get(URL, headers={"Authorization": f"Bearer {TOKEN}"}))
+
+
+def test_the_guides_urlconf_mounts_the_view(client, settings):
+    settings.ROOT_URLCONF = "docs.snippets.metrics.urls"
+    settings.DURABLE = {**settings.DURABLE, "METRICS_PUBLIC": True}
+    parse(client.get("/durable/metrics"))
