@@ -24,6 +24,8 @@ SECONDS = (
 )
 # Settings that count something: a whole number above zero.
 COUNTS = ("MAX_PAYLOAD_BYTES", "LOG_BUFFER_SIZE", "PRUNE_BATCH_SIZE")
+# A metrics token shorter than this is guessable (secrets.token_urlsafe() gives 43).
+MIN_TOKEN_LENGTH = 16
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -143,7 +145,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="django_durable.E010",
             )
         )
-    errors += _check_sqlite(alias) + _check_mysql(alias)
+    errors += _check_metrics() + _check_sqlite(alias) + _check_mysql(alias)
     return errors
 
 
@@ -157,6 +159,41 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 def _is_whole(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_metrics() -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    token = durable_settings.raw("METRICS_TOKEN")
+    if token is not None and (not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH):
+        messages.append(
+            checks.Error(
+                f"DURABLE['METRICS_TOKEN'] must be None or a string of at least "
+                f"{MIN_TOKEN_LENGTH} characters, got a {type(token).__name__}"
+                + (f" of {len(token)}." if isinstance(token, str) else "."),
+                hint="Generate one with python -c 'import secrets; "
+                "print(secrets.token_urlsafe())' and read it from the environment.",
+                id="django_durable.E011",
+            )
+        )
+    public = durable_settings.raw("METRICS_PUBLIC")
+    if not isinstance(public, bool):
+        messages.append(
+            checks.Error(
+                f"DURABLE['METRICS_PUBLIC'] is {public!r}, not True or False.",
+                hint="True serves the metrics view to anyone who can reach it.",
+                id="django_durable.E012",
+            )
+        )
+    elif public and token is not None:
+        messages.append(
+            checks.Warning(
+                "DURABLE['METRICS_PUBLIC'] is True, so DURABLE['METRICS_TOKEN'] is never "
+                "asked for.",
+                hint="Remove one: the token to serve anyone, METRICS_PUBLIC to require the token.",
+                id="django_durable.W007",
+            )
+        )
+    return messages
 
 
 def _check_mysql(alias: str) -> list[checks.CheckMessage]:

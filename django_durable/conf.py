@@ -53,6 +53,10 @@ DEFAULTS: dict[str, object] = {
     # AtomicStepTimeout; PostgreSQL and MariaDB also end the transaction of a worker
     # that froze inside it (idle or one statement that long), so its run is recovered.
     "ATOMIC_STEP_TIMEOUT": 30.0,
+    # The metrics view (views.metrics): a bearer token a scraper may send instead of a
+    # staff session, or True to serve anyone (a network the public cannot reach).
+    "METRICS_TOKEN": None,
+    "METRICS_PUBLIC": False,
 }
 
 
@@ -135,6 +139,14 @@ class DurableSettings:
     @property
     def ATOMIC_STEP_TIMEOUT(self) -> float:
         return self._float("ATOMIC_STEP_TIMEOUT")
+
+    @property
+    def METRICS_TOKEN(self) -> str | None:
+        return cast("str | None", self.raw("METRICS_TOKEN"))
+
+    @property
+    def METRICS_PUBLIC(self) -> bool:
+        return cast(bool, self.raw("METRICS_PUBLIC"))
 
     @property
     def heartbeat_interval(self) -> float:

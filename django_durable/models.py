@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .conf import durable_settings
 from .ids import uuid7
 from .indexes import PartialIndexWhereSupported
 from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
@@ -248,6 +249,12 @@ class RunOverview(Run):
         default_permissions = ()
 
 
+class WorkerQuerySet(models.QuerySet["Worker"]):
+    def live(self) -> Self:
+        """Workers seen within ``STALE_AFTER`` of the database's now: the rule leases use."""
+        return self.filter(last_seen_at__gte=DbNow(-durable_settings.STALE_AFTER))
+
+
 class Worker(models.Model):
     """A ``runworker`` process, registered at start and seen at every heartbeat.
 
@@ -265,6 +272,8 @@ class Worker(models.Model):
     last_seen_at = models.DateTimeField()
     # When this worker last finished a pruning pass (the overview shows the latest).
     pruned_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkerQuerySet.as_manager()
 
     class Meta:
         ordering = ["worker_id"]

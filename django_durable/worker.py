@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import DatabaseError, close_old_connections, connections
 
@@ -72,6 +73,7 @@ class Worker:
         poll_interval: float | None = None,
         jobs: dict[str, Job] | None = None,
         storage: Storage | None = None,
+        health_file: str | Path | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -86,6 +88,9 @@ class Worker:
         )
         self.jobs = registered_jobs() if jobs is None else jobs
         self.storage = storage or get_storage()
+        # Touched after each loop that reached the database, for a liveness probe.
+        self.health_file = None if health_file is None else Path(health_file)
+        self._health_file_failed = False
         self._timeouts = {
             name: job.timeout_delta.total_seconds()
             for name, job in self.jobs.items()
@@ -222,6 +227,7 @@ class Worker:
             if failures:
                 logger.info("worker=%s event=database_reconnected", self.worker_id)
                 failures = 0
+            self._touch_health_file()
             busy = self._busy()
             if self.max_runs is not None and self._claimed_total >= self.max_runs:
                 if busy == 0:
@@ -232,6 +238,24 @@ class Worker:
                 return
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+
+    def _touch_health_file(self) -> None:
+        if self.health_file is None:
+            return
+        try:
+            self.health_file.touch()
+        except OSError as error:
+            # Said once: the probe that reads the file will fail and say the rest.
+            if not self._health_file_failed:
+                logger.error(
+                    "worker=%s event=health_file_failed path=%s error=%s",
+                    self.worker_id,
+                    self.health_file,
+                    error,
+                )
+            self._health_file_failed = True
+        else:
+            self._health_file_failed = False
 
     def _nothing_to_claim(self) -> bool:
         """--burst exits on the database's word, not on one empty claim: a claim comes back

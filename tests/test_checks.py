@@ -159,6 +159,34 @@ def test_w001_to_w003_sqlite_options(settings, missing, check_id):
     assert ids(check_settings()) == [check_id]
 
 
+TOKEN = "t" * 16
+
+
+@pytest.mark.parametrize("token", ["short", "", 1234567890123456789, b"b" * 16])
+def test_e011_metrics_token_is_a_long_enough_string(settings, token):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"METRICS_TOKEN": token}
+    assert ids(check_settings()) == ["django_durable.E011"]
+    settings.DURABLE = {"METRICS_TOKEN": TOKEN}
+    assert check_settings() == []
+
+
+@pytest.mark.parametrize("public", ["yes", 1, None])
+def test_e012_metrics_public_is_a_bool(settings, public):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"METRICS_PUBLIC": public}
+    assert ids(check_settings()) == ["django_durable.E012"]
+
+
+def test_w007_metrics_public_makes_the_token_pointless(settings):
+    settings.DATABASES = {"default": SQLITE_OK}
+    settings.DURABLE = {"METRICS_PUBLIC": True, "METRICS_TOKEN": TOKEN}
+    (message,) = check_settings()
+    assert message.id == "django_durable.W007" and message.hint
+    settings.DURABLE = {"METRICS_PUBLIC": True}
+    assert check_settings() == []
+
+
 def test_w004_another_apps_runworker_shadows_ours(monkeypatch):
     from django.core import management
 
@@ -196,6 +224,8 @@ BAD_SHAPES = [
     {"PREPARE_STATEMENTS": "no"},
     {"MAX_RECOVERIES": -1},
     {"LOG_BUFFER_SIZE": 0},
+    {"METRICS_TOKEN": "short"},
+    {"METRICS_PUBLIC": "yes"},
 ]
 
 
@@ -243,6 +273,8 @@ def test_every_setting_has_a_typed_property():
         "PRUNE_BATCH_SIZE": int,
         "PRUNE_INTERVAL": float,
         "ATOMIC_STEP_TIMEOUT": float,
+        "METRICS_TOKEN": str | None,
+        "METRICS_PUBLIC": bool,
     }
 
 

@@ -9,7 +9,6 @@ or not found, 2 bad arguments.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -25,7 +24,6 @@ from ...models import Run, RunLog, Step, Worker
 from ...operations import cancel_run, restart_run, retry_run, send_event
 from ...operator_rules import RULES
 from ...status import RunStatus
-from ...storage import get_storage
 
 LIST_COLUMNS = ("id", "job_name", "status", "queue_name", "attempt", "created_at", "finished_at")
 OPERATIONS = {
@@ -132,9 +130,7 @@ class Command(BaseCommand):
         }
 
     def live_workers(self) -> list[dict[str, Any]]:
-        # Live by the rule the leases use: seen within STALE_AFTER of the database's now.
-        since = get_storage().now() - timedelta(seconds=durable_settings.STALE_AFTER)
-        workers = Worker.objects.using(durable_settings.DATABASE).filter(last_seen_at__gte=since)
+        workers = Worker.objects.using(durable_settings.DATABASE).live()
         busy = dict(
             self.runs()
             .running()

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -89,6 +90,13 @@ class Command(BaseCommand):
             "boundary before their runs are released anyway (default: %(default)s).",
         )
         parser.add_argument(
+            "--health-file",
+            default=None,
+            metavar="PATH",
+            help="Touch PATH after every loop that reached the database (about every "
+            "poll interval), for a liveness probe that checks its age (default: none).",
+        )
+        parser.add_argument(
             "--worker-id",
             default=None,
             help="Name in leases and logs (default: host:pid:random).",
@@ -97,6 +105,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options["verbosity"])
         queues = options["queues"] or ["default"]
+        health_file = options["health_file"]
+        if health_file is not None and not Path(health_file).parent.is_dir():
+            raise CommandError(f"--health-file {health_file}: its directory does not exist.")
         worker = Worker(
             queues=None if "*" in queues else queues,
             concurrency=options["concurrency"],
@@ -105,6 +116,7 @@ class Command(BaseCommand):
             grace=options["grace"],
             worker_id=options["worker_id"],
             poll_interval=options["poll_interval"],
+            health_file=health_file,
         )
         if not worker.jobs:
             raise CommandError("No jobs are registered: define @job functions in an app's jobs.py.")
