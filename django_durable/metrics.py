@@ -18,8 +18,7 @@ from django.db.models import Count, Min, Q
 
 from .models import Run, RunQuerySet, Worker
 from .status import FINISHED_STATUSES, RunStatus
-from .storage.dbclock import DbNow
-from .storage.waits import database_now
+from .storage.dbclock import DbNow, database_now
 
 UNFINISHED = (RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.WAITING.value)
 # The window of durable_runs_finished_last_minute, in seconds.

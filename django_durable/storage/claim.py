@@ -26,9 +26,8 @@ from ..status import RunStatus
 from . import leases
 from .base import ClaimedRun, Lease
 from .convert import RUN_FIELDS, run_record
-from .dbclock import DbNow
+from .dbclock import DbNow, database_now
 from .own_writes import own_write
-from .waits import database_now
 
 
 def claim_runs(

@@ -3,9 +3,12 @@ worker's wall clock."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
+from django.db.models.sql import Query
+from django.utils import timezone
 
 
 class DbNow(models.Func):
@@ -38,3 +41,20 @@ class DbNow(models.Func):
         self, compiler: Any, connection: Any, **extra: Any
     ) -> tuple[str, list[Any]]:
         raise NotImplementedError(f"django_durable does not support {connection.vendor}")
+
+
+def database_now(alias: str) -> datetime:
+    """The database's current time, read with one SELECT."""
+    from ..models import Run  # the models use DbNow: imported here, not at the top
+
+    connection = connections[alias]
+    expression = DbNow()
+    sql, params = Query(Run).get_compiler(connection=connection).compile(expression)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sql}", params)
+        (value,) = cursor.fetchone()
+    for converter in connection.ops.get_db_converters(expression):
+        value = converter(value, expression, connection)
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value  # type: ignore[no-any-return]

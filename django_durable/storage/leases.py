@@ -19,6 +19,9 @@ from ..status import RunStatus
 from .base import Lease
 from .dbclock import DbNow
 
+# A run's changes when its lease ends, whoever ends it.
+CLEAR_LEASE = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+
 
 def expiry() -> DbNow:
     """When a lease taken or renewed now expires: the database's now + ``STALE_AFTER``."""

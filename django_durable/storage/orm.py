@@ -21,7 +21,7 @@ from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from ..exceptions import StorageError
-from ..models import ConcurrencySlot, Run, Step
+from ..models import Run, Step
 from ..notify import announce
 from ..status import RunStatus
 from . import leases, sweeps
@@ -39,22 +39,12 @@ from .base import (
 )
 from .claim import claim_runs, claimable_exists
 from .convert import run_record, step_record
-from .dbclock import DbNow
+from .dbclock import DbNow, database_now
 from .fenced import FencedWriter, storage_errors
+from .leases import CLEAR_LEASE
+from .lifecycle import Ending, cancel, ended, lock_parents, restart, retry
 from .own_writes import own_transaction, own_write, own_write_method, storage_error
-from .waits import (
-    CLEAR_LEASE,
-    FencedRunTransaction,
-    cancel,
-    cancel_children,
-    database_now,
-    new_run_row,
-    restart,
-    retry,
-    send_event,
-    suspend_changes,
-    wake_parent_if_ready,
-)
+from .waits import FencedRunTransaction, new_run_row, send_event, suspend_changes
 from .workers import worker_seen, worker_stopped
 
 T = TypeVar("T")
@@ -218,7 +208,7 @@ class ORMStorage:
             **self._progress(checkpoint),
         }
         with storage_errors(lease):
-            self._end(lease, changes, checkpoint, frees_slot=True)
+            self._end(lease, changes, checkpoint, completed=True)
 
     def fail(
         self,
@@ -245,10 +235,12 @@ class ORMStorage:
                 "attempt": F("attempt") + 1,
             }
         with storage_errors(lease):
-            self._end(lease, changes, checkpoint, frees_slot=retry_delay is None)
             if retry_delay is None:
-                self._cancel_children(lease.run_id)
-            elif retry_delay <= 0:
+                self._end(lease, changes, checkpoint, completed=False)
+                return
+            # Another attempt: the run keeps its key's slot and its children.
+            self._fenced.write(lease, changes, checkpoint)
+            if retry_delay <= 0:
                 announce(self.alias, [lease.queue_name])
 
     def release(self, lease: Lease, checkpoint: Checkpoint) -> None:
@@ -257,32 +249,26 @@ class ORMStorage:
             self._fenced.write(lease, changes, checkpoint)
             announce(self.alias, [lease.queue_name])
 
-    def _cancel_children(self, run_id: uuid.UUID) -> None:
-        """After the run's end: each child is cancelled in its own transaction, and doing
-        it all again after a lock error skips children already cancelled."""
-        own_write(self.alias, lambda: cancel_children(self.alias, run_id), atomic=False)
-
     def _end(
-        self, lease: Lease, changes: dict[str, Any], checkpoint: Checkpoint, *, frees_slot: bool
+        self, lease: Lease, changes: dict[str, Any], checkpoint: Checkpoint, *, completed: bool
     ) -> None:
-        """The run's last fenced write: also free its key and tell a waiting parent."""
-        keyed = frees_slot and lease.concurrency_key is not None
-        parent_id = lease.parent_id if frees_slot else None
-        if not (keyed or parent_id):
+        """The run's last fenced write and what its end implies, in one transaction."""
+        if completed and lease.concurrency_key is None and lease.parent_id is None:
+            # Nothing else to do: on PostgreSQL, one statement.
             self._fenced.write(lease, changes, checkpoint)
             return
+        ending = Ending(
+            lease.run_id,
+            lease.queue_name,
+            lease.parent_id,
+            takes_children=not completed,
+            keyed=lease.concurrency_key is not None,
+        )
 
         def end() -> None:
-            if parent_id is not None:
-                # The parent's row first, as cancel() takes it before its children's:
-                # a child locking itself and then its parent would deadlock with it.
-                self._runs().select_for_update().filter(pk=parent_id).exists()
+            lock_parents(self.alias, [lease.parent_id])
             self._fenced.write(lease, changes, checkpoint)
-            if keyed:
-                ConcurrencySlot.objects.using(self.alias).filter(run_id=lease.run_id).delete()
-                announce(self.alias, [lease.queue_name])  # the key's next run may start
-            if parent_id is not None:
-                wake_parent_if_ready(self.alias, parent_id)
+            ended(self.alias, [ending])
 
         own_write(self.alias, end)
 
@@ -341,8 +327,7 @@ class ORMStorage:
             **self._progress(checkpoint),
         }
         with storage_errors(lease):
-            self._end(lease, changes, checkpoint, frees_slot=True)
-            self._cancel_children(lease.run_id)
+            self._end(lease, changes, checkpoint, completed=False)
 
     @own_write_method(atomic=False)
     def cancel(self, run_id: uuid.UUID) -> None:

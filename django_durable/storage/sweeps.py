@@ -18,14 +18,15 @@ from django.utils import timezone
 
 from ..exceptions import MalformedRun
 from ..malformed import error_history, report_malformed
-from ..models import ConcurrencySlot, Run
+from ..models import Run
 from ..notify import announce
 from ..status import RunStatus
 from . import leases
 from .base import StaleSweep
 from .dbclock import DbNow
+from .leases import CLEAR_LEASE
+from .lifecycle import Ending, ended
 from .rows import one_row
-from .waits import CLEAR_LEASE, cancel_children, wake_parent_if_ready
 
 # What a run ended by a sweep clears besides its lease.
 _ENDED = {"wake_at": None, "waiting_for": None, **CLEAR_LEASE}
@@ -133,29 +134,24 @@ def _end(
     changes: dict[str, Any],
     *,
     problem: str | None = None,
+    takes_children: bool = True,
 ) -> bool:
     """End a run outside its worker if it is ``still`` as the sweep found it: write
-    ``changes``, cancel its unfinished children, free its key, wake a waiting
-    parent. ``problem``: what was wrong with the row, reported once the run is ended
-    (and so never swept again)."""
+    ``changes``, then what its end implies (``lifecycle.ended``). ``problem``: what was
+    wrong with the row, reported once the run is ended (and so never swept again)."""
     if not Run.objects.using(alias).filter(still).update(**changes):
         return False
-    cancel_children(alias, run_id)
-    _after_end(alias, run_id)
+    queue_name, parent_id, key = (
+        Run.objects.using(alias)
+        .filter(pk=run_id)
+        .values_list("queue_name", "parent_id", "concurrency_key")
+        .get()
+    )
+    ending = Ending(run_id, queue_name, parent_id, takes_children, keyed=key is not None)
+    ended(alias, [ending])
     if problem is not None:
         report_malformed(run_id, problem, "errors_replaced")
     return True
-
-
-def _after_end(alias: str, run_id: uuid.UUID) -> None:
-    """Free the key of a run ended outside its worker, and wake a waiting parent (which
-    never raises because of the parent's row)."""
-    ConcurrencySlot.objects.using(alias).filter(run_id=run_id).delete()
-    parent_id = (
-        Run.objects.using(alias).filter(pk=run_id).values_list("parent_id", flat=True).first()
-    )
-    if parent_id is not None:
-        wake_parent_if_ready(alias, parent_id)
 
 
 def _fail_malformed(alias: str, run_id: uuid.UUID, still: Q, problem: str) -> str:
@@ -174,9 +170,8 @@ def _fail_malformed(alias: str, run_id: uuid.UUID, still: Q, problem: str) -> st
         "finished_at": timezone.now(),
         **_ENDED,
     }
-    if not Run.objects.using(alias).filter(still).update(**changes):
+    if not _end(alias, run_id, still, changes, takes_children=False):
         return "skipped"
-    _after_end(alias, run_id)
     return "failed"
 
 
