@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db import DatabaseError, close_old_connections, connections
@@ -29,6 +29,8 @@ from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
 from .pruner import Pruner
 from .runner import execute_run, send_run_signal
+from .scheduler import Scheduler
+from .schedules import ScheduleSpec, registered_schedules
 from .storage import get_storage
 from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, WorkerInfo
 
@@ -71,6 +73,7 @@ class Worker:
         worker_id: str | None = None,
         poll_interval: float | None = None,
         jobs: dict[str, Job] | None = None,
+        schedules: Mapping[str, ScheduleSpec] | None = None,
         storage: Storage | None = None,
     ) -> None:
         if concurrency < 1:
@@ -101,6 +104,11 @@ class Worker:
         self._lock = threading.Lock()
         self._next_presence = 0.0
         self._pruner = Pruner(self.worker_id)
+        self._scheduler = Scheduler(
+            self.worker_id,
+            self.jobs,
+            registered_schedules() if schedules is None else schedules,
+        )
         self._atomic = AtomicLeases(
             holds_database=self.storage.transactions_hold_database,
             renewable=self._renewable,
@@ -196,6 +204,7 @@ class Worker:
                 if now >= next_sweep:
                     runnable = self._sweep()
                     next_sweep = now + self.poll_interval
+                self._scheduler.produce_if_due(now)
                 self._pruner.prune_if_due(now)
             except Exception as error:
                 # A database error, or a bug: either way the worker backs off and carries
