@@ -309,6 +309,7 @@ class Schedule(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["enabled", "next_fire_at"], name="durable_schedule_due")]
+        permissions = [("run_schedule", "Can start a run of a schedule now")]
 
     def __str__(self) -> str:
         return self.name

@@ -41,3 +41,5 @@ class TickStatus(models.TextChoices):
 
     STARTED = "started", "Started a run"
     SKIPPED = "skipped", "Skipped"
+    # Started from the admin ("run now"), not by the cron.
+    MANUAL = "manual", "Started by hand"

@@ -33,7 +33,8 @@ MAX_TICKS = 100
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 # How long a schedule whose stored definition is broken waits before it is tried again.
 BROKEN_RETRY_SECONDS = 60.0
-_DEFINITION = ("job_name", "cron", "timezone", "args", "kwargs", "overlap", "catchup")
+# The columns that define what a schedule does (the rest is its state).
+DEFINITION = ("job_name", "cron", "timezone", "args", "kwargs", "overlap", "catchup")
 
 
 @dataclass
@@ -46,15 +47,8 @@ class Produced:
 
 
 def _definition(spec: ScheduleSpec) -> dict[str, object]:
-    return {
-        "job_name": spec.job_name,
-        "cron": spec.cron.expression,
-        "timezone": spec.cron.timezone,
-        "args": spec.args,
-        "kwargs": spec.kwargs,
-        "overlap": spec.overlap,
-        "catchup": spec.catchup,
-    }
+    values = (spec.job_name, spec.cron.expression, spec.cron.timezone, spec.args)
+    return dict(zip(DEFINITION, (*values, spec.kwargs, spec.overlap, spec.catchup), strict=True))
 
 
 def sync_schedules(alias: str, specs: Mapping[str, ScheduleSpec]) -> tuple[int, int, int]:
@@ -190,3 +184,23 @@ def _tick(alias: str, row: Schedule, job: Job, at: datetime, produced: Produced)
 
 def _has_unfinished_run(alias: str, row: Schedule) -> bool:
     return Run.objects.using(alias).filter(schedule_tick__schedule=row).unfinished().exists()
+
+
+def start_now(alias: str, row: Schedule, job: Job) -> uuid.UUID:
+    """Start a run of the schedule now, outside its cron (the admin's "run now"): a tick
+    marked manual, at the database's time, which the run sees as ``ctx.scheduled_at``."""
+    from .orm import ORMStorage
+
+    def start() -> uuid.UUID:
+        storage = ORMStorage(alias)
+        now = storage.now()
+        record, _ = storage.enqueue(job.new_run(row.args, row.kwargs, scheduled_at=now))
+        ScheduleTick.objects.using(alias).create(
+            schedule=row,
+            scheduled_at=now,
+            status=TickStatus.MANUAL,
+            run_id=record.id,
+        )
+        return record.id
+
+    return own_write(alias, start)
