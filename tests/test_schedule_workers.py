@@ -1,5 +1,6 @@
-"""Exactly once with real workers: three processes produce the ticks of one schedule, one
-of them SIGKILLed and restarted twice, and every tick starts one run."""
+"""Schedules with real workers: three processes produce the ticks of one schedule, one of
+them SIGKILLed and restarted twice, and every tick starts one run; overlap="skip" with
+runs slower than the period never has two at once."""
 
 import time
 from datetime import timedelta
@@ -9,6 +10,7 @@ import pytest
 
 from django_durable import RunStatus
 from django_durable.models import Run, Schedule, ScheduleTick
+from django_durable.status import TickStatus
 from tests.testapp import jobs
 from tests.workers import WorkerProcess, wait_until
 
@@ -54,3 +56,29 @@ def test_every_tick_starts_exactly_one_run_while_workers_die(tmp_path):
         assert run.status == RunStatus.COMPLETED, run
         assert run.output == {"label": "tick", "scheduled_at": run.scheduled_at.isoformat()}
         assert run.schedule_tick.schedule_id == every_second.pk
+
+
+def test_overlap_skip_never_runs_two_at_once_and_records_the_skipped_ticks(tmp_path):
+    slow = Schedule.objects.create(
+        name="slow",
+        job_name=jobs.tick.name,
+        cron="* * * * * *",
+        kwargs={"pause": 2.5},
+        overlap="skip",
+    )
+    workers = [WorkerProcess(tmp_path / f"w{i}.log", "--concurrency", "2") for i in range(2)]
+    try:
+        wait_until(lambda: Run.objects.filter(status=RunStatus.COMPLETED).count() >= 3, timeout=40)
+        Schedule.objects.filter(pk=slow.pk).update(enabled=False)
+        time.sleep(1.5)
+        wait_until(lambda: not Run.objects.unfinished().exists(), timeout=30)
+    finally:
+        for worker in workers:
+            worker.terminate()
+
+    runs = list(Run.objects.order_by("started_at"))
+    for earlier, later in pairwise(runs):
+        assert later.started_at >= earlier.finished_at, "two runs of the schedule at once"
+    skipped = ScheduleTick.objects.filter(schedule=slow, status=TickStatus.SKIPPED)
+    assert skipped.count() >= 2 * (len(runs) - 1)
+    assert all("previous run is unfinished" in tick.reason for tick in skipped)
