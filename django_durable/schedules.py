@@ -155,15 +155,28 @@ class Cron:
 
 
 def due_ticks(
-    cron: Cron, *, cursor: datetime, now: datetime, catchup: timedelta | None
+    cron: Cron,
+    *,
+    cursor: datetime,
+    now: datetime,
+    catchup: timedelta | None,
+    limit: int | None = None,
 ) -> list[datetime]:
-    """The ticks to handle now, given that every tick up to ``cursor`` was handled.
+    """The ticks to handle now, oldest first, given that every tick up to ``cursor`` was
+    handled (at least the first ``limit`` of them, when there are more).
 
     Ticks inside ``catchup`` (at least ``LATE_GRACE``) before ``now`` are all due; of
     older ones, missed while no worker ran, only the latest, if nothing later is due.
     """
     window = max(catchup or LATE_GRACE, LATE_GRACE)
-    ticks = cron.times(max(cursor, now - window), now)
+    # In growing slices, so a long window of a frequent schedule is not walked in full
+    # when only its first ``limit`` ticks are wanted.
+    ticks: list[datetime] = []
+    start, look = max(cursor, now - window), _FIRST_LOOK
+    while start < now and (limit is None or len(ticks) < limit):
+        end = min(now, start + look)
+        ticks += cron.times(start, end)
+        start, look = end, look * 2
     if ticks:
         return ticks
     latest = cron.latest(cursor, now)

@@ -252,3 +252,13 @@ def test_a_worker_stores_its_code_schedules_and_signals_each_tick():
         signals.tick_started.disconnect(receiver)
     assert seen and all(s["schedule"] == row.pk for s in seen)
     assert [s["scheduled_at"] for s in seen] == scheduled(row)
+
+
+def test_a_long_catchup_goes_on_over_several_passes_each_tick_once():
+    cursor = T0 - timedelta(days=20)  # every second of 20 days missed, all in the window
+    row = make("* * * * * *", catchup=timedelta(days=30), cursor=cursor)
+    started = time.monotonic()
+    counts = [len(produce(row, T0).started) for _ in range(3)]
+    assert time.monotonic() - started < 10  # each pass looks at its 100 ticks, not 20 days
+    assert counts == [100, 100, 100]
+    assert scheduled(row) == [cursor + timedelta(seconds=n) for n in range(1, 301)]

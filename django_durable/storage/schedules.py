@@ -128,7 +128,7 @@ def produce_ticks(
             _save(alias, row, last_tick_at=row.last_tick_at, next_fire_at=retry_at)
             return Produced(problem=str(error))
         cursor = row.last_tick_at or now
-        ticks = due_ticks(cron, cursor=cursor, now=now, catchup=row.catchup)
+        ticks = due_ticks(cron, cursor=cursor, now=now, catchup=row.catchup, limit=MAX_TICKS + 1)
         produced = Produced()
         for at in ticks[:MAX_TICKS]:
             _tick(alias, row, job, at, produced)
