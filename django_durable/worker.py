@@ -1,9 +1,10 @@
 """The worker loop: claim runs for free slots, execute them on threads, keep leases alive.
 
-The main thread claims, heartbeats and sweeps; each slot thread executes one run at a
-time on its own database connection. On stop, claiming ends, running jobs are released
-at their next step boundary, and whatever still runs when the grace period ends is
-released from the main thread (its later writes are fenced out).
+The main thread claims, heartbeats, sweeps and does housekeeping (schedule ticks,
+pruning); each slot thread executes one run at a time on its own database connection.
+On stop, claiming ends, running jobs are released at their next step boundary, and
+whatever still runs when the grace period ends is released from the main thread (its
+later writes are fenced out).
 """
 
 from __future__ import annotations
