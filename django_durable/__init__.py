@@ -23,6 +23,7 @@ from .handles import RunHandle, aget_run, get_run
 from .jobs import Job, get_job, job, registered_jobs
 from .operations import cancel_run, restart_run, retry_run, send_event
 from .retry import RetryPolicy
+from .schedules import schedule
 from .status import RunStatus
 
 __all__ = [
@@ -55,5 +56,6 @@ __all__ = [
     "registered_jobs",
     "restart_run",
     "retry_run",
+    "schedule",
     "send_event",
 ]

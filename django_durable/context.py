@@ -145,6 +145,11 @@ class RunContext:
         return self._run.job_name
 
     @property
+    def scheduled_at(self) -> datetime | None:
+        """The schedule tick that started this run (aware); None if no schedule did."""
+        return self._run.scheduled_at
+
+    @property
     def worker_id(self) -> str:
         """The id of the worker executing this attempt (the owner of its lease)."""
         return self._lease.owner

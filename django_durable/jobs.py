@@ -126,6 +126,27 @@ class Job:
         except TypeError as error:
             raise TypeError(f"{self.name}{self.signature}: {error}") from None
 
+    def new_run(
+        self,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        *,
+        scheduled_at: datetime | None = None,
+    ) -> NewRun:
+        """The run ``enqueue()`` would store, its arguments checked (see ``enqueue()``)."""
+        self.check_arguments(args, kwargs)
+        return NewRun(
+            job_name=self.name,
+            queue_name=self.queue_name,
+            priority=self.priority,
+            args=stored_args(args, self.name),
+            kwargs=stored_kwargs(kwargs, self.name),
+            idempotency_key=self.idempotency_key,
+            concurrency_key=self.concurrency_key,
+            run_after=self.run_after_value,
+            scheduled_at=scheduled_at,
+        )
+
     def enqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
         """Store a new run of this job in the caller's transaction and return its handle.
 
@@ -135,17 +156,7 @@ class Job:
         idempotency key that already has a run, that run is returned instead and
         ``handle.created`` is False.
         """
-        self.check_arguments(args, kwargs)
-        new = NewRun(
-            job_name=self.name,
-            queue_name=self.queue_name,
-            priority=self.priority,
-            args=stored_args(args, self.name),
-            kwargs=stored_kwargs(kwargs, self.name),
-            idempotency_key=self.idempotency_key,
-            concurrency_key=self.concurrency_key,
-            run_after=self.run_after_value,
-        )
+        new = self.new_run(args, kwargs)
         storage = get_storage()
         record, created = storage.enqueue(new)
         handle = RunHandle.from_record(record, created=created)

@@ -1,4 +1,4 @@
-"""Tables: runs, their journal of steps, their logs and their event mailbox.
+"""Tables: runs, their journal of steps, their logs and their event mailbox; schedules.
 
 Only ``storage/orm.py`` writes to these tables; the admin and user code read them.
 """
@@ -15,7 +15,7 @@ from django.utils import timezone
 from .conf import durable_settings
 from .ids import uuid7
 from .indexes import PartialIndexWhereSupported
-from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
+from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus, TickStatus
 from .storage.dbclock import DbNow
 
 
@@ -93,6 +93,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The tick of a schedule that started this run (ctx.scheduled_at); None otherwise.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -280,3 +282,75 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+_now = timezone.now  # inside Schedule, "timezone" is a field
+
+
+class Schedule(models.Model):
+    """A cron schedule of a job: declared in code (``@schedule``) or made in the admin.
+
+    Workers store code schedules at start, by name; one no longer in the code is marked
+    ``removed_from_code`` and stops firing, but is kept. ``last_tick_at`` is the cursor:
+    every tick up to it was started or skipped. ``next_fire_at`` is when a worker looks
+    again; None asks the next worker to compute it (after an edit, say).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    name = models.CharField(max_length=255, unique=True)
+    job_name = models.CharField(max_length=255)
+    cron = models.CharField(max_length=255)
+    timezone = models.CharField(max_length=64, default="UTC")
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    overlap = models.CharField(
+        max_length=8, choices=[("allow", "Allow"), ("skip", "Skip")], default="allow"
+    )
+    catchup = models.DurationField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    from_code = models.BooleanField(default=False, editable=False)
+    removed_from_code = models.BooleanField(default=False, editable=False)
+    last_tick_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_fire_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=_now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["enabled", "next_fire_at"], name="durable_schedule_due")]
+        permissions = [("run_schedule", "Can start a run of a schedule now")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleTick(models.Model):
+    """One tick of a schedule: the run it started, or why it was skipped.
+
+    The unique (schedule, time) pair is what makes a tick start one run however many
+    workers produce it; the row is inserted in the transaction that inserts the run.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The unique (schedule, scheduled_at) constraint already indexes schedule first.
+    schedule = models.ForeignKey(
+        Schedule, on_delete=models.CASCADE, related_name="ticks", db_index=False
+    )
+    scheduled_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=TickStatus.choices)
+    run = models.OneToOneField(
+        Run, null=True, blank=True, on_delete=models.CASCADE, related_name="schedule_tick"
+    )
+    reason = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_at"], name="durable_schedule_tick"
+            ),
+        ]
+        ordering = ["schedule", "scheduled_at"]
+
+    def __str__(self) -> str:
+        return f"{self.schedule_id} @ {self.scheduled_at:%Y-%m-%d %H:%M:%S} ({self.status})"

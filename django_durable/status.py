@@ -34,3 +34,12 @@ class StepKind(models.TextChoices):
     EVENT = "event", "Wait for event"
     CHILDREN = "children", "Start children"
     WAIT_CHILDREN = "wait_children", "Wait for children"
+
+
+class TickStatus(models.TextChoices):
+    """What became of a schedule's tick."""
+
+    STARTED = "started", "Started a run"
+    SKIPPED = "skipped", "Skipped"
+    # Started from the admin ("run now"), not by the cron.
+    MANUAL = "manual", "Started by hand"

@@ -1,9 +1,10 @@
 """The worker loop: claim runs for free slots, execute them on threads, keep leases alive.
 
-The main thread claims, heartbeats and sweeps; each slot thread executes one run at a
-time on its own database connection. On stop, claiming ends, running jobs are released
-at their next step boundary, and whatever still runs when the grace period ends is
-released from the main thread (its later writes are fenced out).
+The main thread claims, heartbeats, sweeps and does housekeeping (schedule ticks,
+pruning); each slot thread executes one run at a time on its own database connection.
+On stop, claiming ends, running jobs are released at their next step boundary, and
+whatever still runs when the grace period ends is released from the main thread (its
+later writes are fenced out).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from .jobs import Job, registered_jobs
 from .notify import Listener, listen_alias
 from .pruner import Pruner
 from .runner import execute_run, send_run_signal
+from .scheduler import Scheduler
+from .schedules import ScheduleSpec, registered_schedules
 from .storage import get_storage
 from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, WorkerInfo
 
@@ -72,6 +75,7 @@ class Worker:
         worker_id: str | None = None,
         poll_interval: float | None = None,
         jobs: dict[str, Job] | None = None,
+        schedules: Mapping[str, ScheduleSpec] | None = None,
         storage: Storage | None = None,
         health_file: str | Path | None = None,
     ) -> None:
@@ -106,6 +110,11 @@ class Worker:
         self._lock = threading.Lock()
         self._next_presence = 0.0
         self._pruner = Pruner(self.worker_id)
+        self._scheduler = Scheduler(
+            self.worker_id,
+            self.jobs,
+            registered_schedules() if schedules is None else schedules,
+        )
         self._atomic = AtomicLeases(
             holds_database=self.storage.transactions_hold_database,
             renewable=self._renewable,
@@ -201,6 +210,7 @@ class Worker:
                 if now >= next_sweep:
                     runnable = self._sweep()
                     next_sweep = now + self.poll_interval
+                self._scheduler.produce_if_due(now)
                 self._pruner.prune_if_due(now)
             except Exception as error:
                 # A database error, or a bug: either way the worker backs off and carries

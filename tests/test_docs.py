@@ -15,7 +15,7 @@ import io
 import re
 import tomllib
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -394,3 +394,34 @@ DJANGO_COMMON_OPTIONS = {
     "force_color",
     "skip_checks",
 }
+
+
+@pytest.mark.django_db
+def test_the_schedules_sample_fires_once_on_the_october_night_in_paris():
+    from zoneinfo import ZoneInfo
+
+    from django_durable.conf import durable_settings
+    from django_durable.models import Schedule
+    from django_durable.schedules import forget_schedule, registered_schedules
+    from django_durable.storage.schedules import produce_ticks, sync_schedules
+    from docs.snippets.schedules import jobs as schedules_jobs
+
+    names = {"sync eu", "sync us", f"{schedules_jobs.nightly_report.name}:30 2 * * *"}
+    declared = {name: spec for name, spec in registered_schedules().items() if name in names}
+    for name in names:  # workers of later tests must not store the sample's schedules
+        forget_schedule(name)
+    assert set(declared) == names
+    alias = durable_settings.DATABASE
+    sync_schedules(alias, declared)
+    nightly = Schedule.objects.get(job_name=schedules_jobs.nightly_report.name)
+    paris = ZoneInfo("Europe/Paris")
+    evening = datetime(2026, 10, 24, 23, 0, tzinfo=paris)
+    Schedule.objects.filter(pk=nightly.pk).update(last_tick_at=evening, next_fire_at=None)
+    job_map = {schedules_jobs.nightly_report.name: schedules_jobs.nightly_report}
+    for minutes in range(0, 6 * 60, 10):  # through the night, a look every ten minutes
+        now = evening + timedelta(minutes=minutes)
+        produce_ticks(alias, nightly.pk, now=now, jobs=job_map)
+    run_until_idle()
+    (run,) = Run.objects.filter(job_name=schedules_jobs.nightly_report.name)
+    assert run.scheduled_at.astimezone(paris).isoformat() == "2026-10-25T02:30:00+02:00"
+    assert run.output == "report for 2026-10-25"

@@ -14,9 +14,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from ..conf import durable_settings
 from ..ids import uuid7_floor
 from ..jobs import registered_jobs
-from ..models import Run
+from ..models import Run, Schedule
 
 
 class JobFilter(admin.SimpleListFilter):
@@ -66,3 +67,21 @@ class CreatedFilter(admin.SimpleListFilter):
         if period is None:
             return queryset
         return queryset.filter(pk__gte=uuid7_floor(timezone.now() - period[1]))
+
+
+class ScheduleFilter(admin.SimpleListFilter):
+    """Runs a schedule started (its ticks and its "run now" runs)."""
+
+    title = "schedule"
+    parameter_name = "schedule"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        # The schedule table is small: one row per schedule, not per run.
+        schedules = Schedule.objects.using(durable_settings.DATABASE).order_by("name")
+        return [(str(pk), name) for pk, name in schedules.values_list("pk", "name")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        return queryset.filter(schedule_tick__schedule_id=int(value))

@@ -21,7 +21,7 @@ from ..status import RunStatus
 from . import database
 from .actions import ACTIONS, EventForm, RunAction, perform
 from .display import duration, format_duration, pretty_json, progress_percent, short_time
-from .filters import CreatedFilter, JobFilter, QueueFilter
+from .filters import CreatedFilter, JobFilter, QueueFilter, ScheduleFilter
 from .pagination import CappedCountPaginator
 from .search import search_runs
 
@@ -50,7 +50,7 @@ class RunAdmin(ModelAdmin):
         "run_duration",
     )
     list_display_links = ("id",)
-    list_filter = ("status", JobFilter, QueueFilter, CreatedFilter)
+    list_filter = ("status", JobFilter, QueueFilter, ScheduleFilter, CreatedFilter)
     # Search goes through get_search_results; the field list only turns the box on.
     search_fields = ("=id",)
     search_help_text = "A run id or its first characters, an idempotency key or a concurrency key."

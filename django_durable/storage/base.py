@@ -40,6 +40,8 @@ class NewRun:
     # An aware datetime, or a delay counted from the database clock at the insert.
     run_after: datetime | timedelta | None = None
     parent_id: uuid.UUID | None = None
+    # The schedule tick starting this run (ctx.scheduled_at).
+    scheduled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +69,7 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    scheduled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

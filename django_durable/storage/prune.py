@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connections
 from django.db.models import Q
 
-from ..models import ConcurrencySlot, Run, RunEvent, RunLog, Step
+from ..models import ConcurrencySlot, Run, RunEvent, RunLog, ScheduleTick, Step
 from ..retention import Policy
 from .own_writes import own_write
 
@@ -194,11 +194,11 @@ def _delete(alias: str, ids: list[uuid.UUID], *, nested: bool, dry_run: bool) ->
             logs=RunLog.objects.using(alias).filter(run_id__in=ids).count(),
             events=RunEvent.objects.using(alias).filter(run_id__in=ids).count(),
         )
-    # Their journal, logs, events and key slots go with them, in this transaction. Each
-    # table is one DELETE: Django's cascade would load every run of the batch first.
+    # Their journal, logs, events, key slots and schedule ticks go with them, in this
+    # transaction. Each table is one DELETE: Django's cascade would load every run first.
     counts = [
         model._default_manager.using(alias).filter(run_id__in=ids)._raw_delete(alias)
-        for model in (Step, RunLog, RunEvent, ConcurrencySlot)
+        for model in (Step, RunLog, RunEvent, ConcurrencySlot, ScheduleTick)
     ]
     runs = Run.objects.using(alias).filter(pk__in=ids)
     if nested:  # MariaDB checks each deleted row's parent, so children let go first

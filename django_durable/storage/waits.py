@@ -39,6 +39,7 @@ def new_run_row(new: NewRun) -> Run:
         idempotency_key=new.idempotency_key,
         concurrency_key=new.concurrency_key,
         parent_id=new.parent_id,
+        scheduled_at=new.scheduled_at,
     )
     when: datetime | DbNow | None = None
     if isinstance(new.run_after, timedelta):

@@ -89,6 +89,7 @@ class RunRow:
     parent_id: uuid.UUID | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    scheduled_at: datetime | None = None
     lease_owner: str | None = None
     lease_token: uuid.UUID | None = None
     lease_expires_at: datetime | None = None
@@ -159,6 +160,7 @@ class Tables:
             idempotency_key=new.idempotency_key,
             concurrency_key=new.concurrency_key,
             parent_id=new.parent_id,
+            scheduled_at=new.scheduled_at,
         )
         when: datetime | None = None
         if isinstance(new.run_after, timedelta):

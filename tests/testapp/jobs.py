@@ -306,3 +306,11 @@ def kept_when_failed(ctx):
 
 
 from . import atomic_jobs  # noqa: E402, F401  (registered with the rest, in every worker)
+
+
+@job(name="tests.tick")
+def tick(ctx, label="tick", pause=0.0):
+    """A scheduled job: returns the tick it was started for, as the run saw it."""
+    if pause:
+        ctx.step("pause", lambda: time.sleep(pause))
+    return {"label": label, "scheduled_at": ctx.scheduled_at and ctx.scheduled_at.isoformat()}
