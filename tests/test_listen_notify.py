@@ -106,3 +106,21 @@ def test_a_listener_checks_its_notifications_arrive_and_its_probe_wakes_no_worke
             if thread is not None:
                 stop.set()
                 thread.join(10)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_cancelling_a_run_that_holds_its_keys_slot_announces_the_key_free():
+    from django.test.utils import CaptureQueriesContext
+
+    from django_durable import cancel_run
+    from django_durable.models import ConcurrencySlot
+
+    # Waiting for a retry, it keeps its key's slot; the key's next run waits for it.
+    held = jobs.echo.using(concurrency_key="acct-1", queue_name="keyed").enqueue()
+    Run.objects.filter(pk=held.id).update(status=RunStatus.WAITING)
+    ConcurrencySlot.objects.create(key="acct-1", run_id=held.id)
+    with CaptureQueriesContext(connection) as queries:
+        cancel_run(held.id)
+    assert not ConcurrencySlot.objects.filter(run_id=held.id).exists()
+    sent = [query["sql"] for query in queries if "pg_notify" in query["sql"]]
+    assert len(sent) == 1 and "keyed" in sent[0]
