@@ -1,19 +1,24 @@
 """Pruning benchmark: prune rate, and claim latency of a live drain while pruning.
 
     .venv-3.11/bin/python bench/prune.py [--runs 1000000] [--seconds 20] [--rate 200]
+        [--batch-size 500] [--no-save]
 
 Starts a throwaway PostgreSQL on 127.0.0.1:55482 and loads ``--runs`` completed runs
 finished 10 days ago (3 journal entries and a log line each) with INSERT ... SELECT. Two
 ``runworker`` processes of 8 threads then drain 1-step runs enqueued at ``--rate`` per
 second, first for ``--seconds`` without pruning, then while ``manage.py prune_runs``
 deletes every old run. Claim latency is the database's ``started_at - run_after`` of each
-run (the same clock for both). Prints the prune rate and p50/p99 latency per phase.
+run (the same clock for both). Prints the prune rate and p50/p99 latency per phase, and
+saves them to bench/results/prune.json, which the "Pruning" section of
+docs/benchmarks.md is drawn from (``python3 dev.py bench --report-only`` redraws it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -47,6 +52,11 @@ ANALYZE;
 """
 
 WORKERS, THREADS = 2, 8
+RESULTS = ROOT / "bench" / "results" / "prune.json"
+
+
+def _latency(values: list[float]) -> dict[str, float]:
+    return {"p50": statistics.median(values), "p99": percentile(values, 0.99), "n": len(values)}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -100,9 +110,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--port", type=int, default=55482)
+    parser.add_argument("--no-save", action="store_true", help="print only")
     options = parser.parse_args()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
     server = ThrowawayPostgres(port=options.port)
     server.start()
@@ -158,6 +170,23 @@ def main() -> None:
             )
         ratio = percentile(during, 0.99) / percentile(without, 0.99)
         print(f"p99 while pruning / p99 without: {ratio:.2f}x (target <= 1.5x)")
+        if not options.no_save:
+            RESULTS.write_text(
+                json.dumps(
+                    {
+                        "command": shlex.join(["python3", "bench/prune.py", *sys.argv[1:]]),
+                        "load": load,
+                        "runs": options.runs,
+                        "batch_size": options.batch_size,
+                        "rate": options.rate,
+                        "runs_per_second": options.runs / prune_seconds,
+                        "without": _latency(without),
+                        "while": _latency(during),
+                    },
+                    indent=2,
+                )
+            )
+            print(f"saved {RESULTS.relative_to(ROOT)}")
     finally:
         workers.stop()
         server.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 OURS = "django-durable"
@@ -193,6 +195,37 @@ def _load(machine: dict) -> str:
     )
 
 
+def _pruning() -> str:
+    """The last ``bench/prune.py`` figures, if it was run (its own results file)."""
+    path = Path(__file__).parent / "results" / "prune.json"
+    if not path.exists():
+        return ""
+    prune = json.loads(path.read_text())
+    without, during = prune["without"], prune["while"]
+    rate, ratio = prune["runs_per_second"], during["p99"] / without["p99"]
+    quiet = f"{without['p50']:.1f} / {without['p99']:.1f}"
+    pruning = f"{during['p50']:.1f} / {during['p99']:.1f}"
+    return f"""
+## Pruning
+
+`{prune["command"]}` (load average when it began: {prune["load"]}): {prune["runs"]:,}
+completed runs (3 journal entries and a log line each) deleted by `manage.py prune_runs`
+in batches of {prune["batch_size"]} families while 2 workers of 8 threads drain 1-step runs
+enqueued at {prune["rate"]:.0f}/s.
+
+| Measure | Figure | Target | Met |
+|---|---|---|---|
+| prune rate, runs/s | {rate:,.0f} | ≥ 5,000 | {_met(rate >= 5000)} |
+| drain's claim latency p50 / p99 without pruning, ms | {quiet} | | |
+| drain's claim latency p50 / p99 while pruning, ms | {pruning} | | |
+| p99 while pruning ÷ p99 without | {ratio:.2f}x | ≤ 1.5x | {_met(ratio <= 1.5)} |
+"""
+
+
+def _met(met: bool) -> str:
+    return "**met**" if met else "**missed**"
+
+
 def page(results: dict, table: str) -> str:
     machine = results["machine"]
     return f"""# Benchmarks
@@ -229,7 +262,7 @@ each running as many jobs at once as django-durable's threads where the system c
 {_ceiling_table(results)}
 
 ![Throughput and pickup latency](img/benchmarks.png)
-
+{_pruning()}
 Figures from a 2-core machine are noisy (other work shares it): compare ratios, and rerun
 with `--rounds 3` for medians.
 """

@@ -47,7 +47,7 @@ DEFAULTS: dict[str, object] = {
     "RETENTION": DEFAULT_RETENTION,
     # Pruning: root runs (with their families) deleted per transaction, and the seconds a
     # worker waits between pruning passes.
-    "PRUNE_BATCH_SIZE": 200,
+    "PRUNE_BATCH_SIZE": 500,
     "PRUNE_INTERVAL": 60.0,
     # Seconds an atomic step may hold its transaction. Past it the step fails with
     # AtomicStepTimeout; PostgreSQL and MariaDB also end the transaction of a worker
