@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .claim_order import CLAIM_ORDER
 from .conf import durable_settings
 from .ids import uuid7
 from .indexes import PartialIndexWhereSupported
@@ -108,17 +109,17 @@ class Run(models.Model):
             ),
         ]
         indexes = [
-            # The claim query: WHERE status='pending' AND queue_name=... ORDER BY
-            # priority DESC, run_after, id. Column order matches the ORDER BY exactly.
+            # The claim query: WHERE status='pending' AND queue_name=... ORDER BY the
+            # claim order (claim_order.py). Column order matches the ORDER BY exactly.
             PartialIndexWhereSupported(
-                fields=["status", "queue_name", "-priority", "run_after", "id"],
+                fields=["status", "queue_name", *CLAIM_ORDER],
                 where=Q(status=RunStatus.PENDING),
                 name="durable_run_claim",
             ),
             # The claim from every queue (runworker --queue '*'): the same order without
             # the queue, so the backlog is read in order rather than sorted.
             PartialIndexWhereSupported(
-                fields=["status", "-priority", "run_after", "id"],
+                fields=["status", *CLAIM_ORDER],
                 where=Q(status=RunStatus.PENDING),
                 name="durable_run_claim_any",
             ),

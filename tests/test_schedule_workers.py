@@ -26,8 +26,11 @@ def test_every_tick_starts_exactly_one_run_while_workers_die(tmp_path):
     )
     workers = [WorkerProcess(tmp_path / f"w{i}.log", "--concurrency", "2") for i in range(3)]
     try:
+        # Three workers starting on a loaded machine can take a while to boot.
         wait_until(
-            lambda: Run.objects.filter(scheduled_at__isnull=False).exists(), what="a first tick"
+            lambda: Run.objects.filter(scheduled_at__isnull=False).exists(),
+            timeout=90,
+            what="a first tick",
         )
         started = time.monotonic()
         for n, kill_at in enumerate(KILL_AT):

@@ -21,6 +21,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ..claim_order import CLAIM_ORDER, claim_order_sql, claim_sort_key
 from ..models import ConcurrencySlot, Run
 from ..status import RunStatus
 from . import leases
@@ -170,7 +171,7 @@ def _claim_locking(
     runs = list(
         _candidates(alias, job_names, queues)
         .select_for_update(skip_locked=True)
-        .order_by("-priority", "run_after", "id")
+        .order_by(*CLAIM_ORDER)
         .only(*RUN_FIELDS)[:limit]
     )
     runs, _ = _without_key_losers(alias, runs)
@@ -216,7 +217,7 @@ def _claim_sqlite(
         f"lease_expires_at = {expiry}, "
         "started_at = COALESCE(started_at, %s) "
         f"WHERE id IN (SELECT id FROM {table} WHERE {where} "
-        "ORDER BY priority DESC, run_after, id LIMIT %s) "
+        f"ORDER BY {claim_order_sql(ops.quote_name)} LIMIT %s) "
         f"RETURNING {columns}"
     )
     head = [
@@ -229,7 +230,7 @@ def _claim_sqlite(
     runs = list(Run.objects.using(alias).raw(sql, [*head, *params, limit]))
     # RETURNING gives rows in no particular order, and values after the update: a run
     # whose started_at is this claim's own timestamp had never started before.
-    runs.sort(key=lambda run: (-run.priority, run.run_after, run.pk))
+    runs.sort(key=claim_sort_key)
     runs, lost = _without_key_losers(alias, runs)
     for run in lost:  # two runs of one key in this batch: the later one waits
         Run.objects.using(alias).filter(pk=run.pk).update(

@@ -154,7 +154,7 @@ def _save(
 def _tick(alias: str, row: Schedule, job: Job, at: datetime, produced: Produced) -> None:
     """Start a run for the tick at ``at``, or record why not; a tick already stored (by
     another producer) is left as it is."""
-    from .orm import ORMStorage  # orm imports the modules this one sits beside
+    from . import storage_for  # the storage imports the modules this one sits beside
 
     reason = None
     if row.overlap == "skip" and _has_unfinished_run(alias, row):
@@ -167,7 +167,7 @@ def _tick(alias: str, row: Schedule, job: Job, at: datetime, produced: Produced)
     try:
         with transaction.atomic(using=alias):
             if reason is None:
-                record, _ = ORMStorage(alias).enqueue(new)
+                record, _ = storage_for(alias).enqueue(new)
                 ScheduleTick.objects.using(alias).create(
                     schedule=row, scheduled_at=at, status=TickStatus.STARTED, run_id=record.id
                 )
@@ -189,10 +189,10 @@ def _has_unfinished_run(alias: str, row: Schedule) -> bool:
 def start_now(alias: str, row: Schedule, job: Job) -> uuid.UUID:
     """Start a run of the schedule now, outside its cron (the admin's "run now"): a tick
     marked manual, at the database's time, which the run sees as ``ctx.scheduled_at``."""
-    from .orm import ORMStorage
+    from . import storage_for
 
     def start() -> uuid.UUID:
-        storage = ORMStorage(alias)
+        storage = storage_for(alias)
         now = storage.now()
         record, _ = storage.enqueue(job.new_run(row.args, row.kwargs, scheduled_at=now))
         ScheduleTick.objects.using(alias).create(

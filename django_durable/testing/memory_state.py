@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..claim_order import claim_sort_key
 from ..exceptions import LeaseLost, RunCancelled, StorageError
 from ..ids import uuid7
 from ..status import FINISHED_STATUSES, RunStatus
@@ -98,9 +99,8 @@ class RunRow:
         """A copy the caller cannot change the table through."""
         return RunRecord(**{name: copy.deepcopy(getattr(self, name)) for name in _RECORD_FIELDS})
 
-    def claim_order(self) -> tuple[int, datetime, uuid.UUID]:
-        """Highest priority first, then the earliest ``run_after``, then the id."""
-        return (-self.priority, self.run_after, self.id)
+    def claim_order(self) -> tuple[Any, ...]:
+        return claim_sort_key(self)
 
     def clear_lease(self) -> None:
         self.lease_owner = self.lease_token = self.lease_expires_at = None

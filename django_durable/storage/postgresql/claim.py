@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connections
 from django.db.models import Field
 
+from ...claim_order import claim_order_sql, claim_sort_key
 from ...conf import durable_settings
 from ...models import ConcurrencySlot, Run
 from ...status import RunStatus
@@ -38,6 +39,7 @@ def _claim_sql(alias: str, queue_filter: str) -> str:
     run = quote(Run._meta.db_table)
     slot = quote(ConcurrencySlot._meta.db_table)
     returning = ", ".join(f"r.{quote(str(field.column))}" for field in _RECORD_FIELDS)
+    order = claim_order_sql(quote)
     # The lease expiry every other write uses, with its one parameter named.
     expiry = leases.expiry_sql(connections[alias])[0].replace("%s", "%(stale_after)s")
     # Status values are literals, not parameters, so the generic plan of the prepared
@@ -55,7 +57,7 @@ WITH candidates AS (
           SELECT 1 FROM {slot} s
           WHERE s.key = {run}.concurrency_key AND s.run_id <> {run}.id
       )
-    ORDER BY priority DESC, run_after, id
+    ORDER BY {order}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), taken AS (
@@ -64,7 +66,7 @@ WITH candidates AS (
     INSERT INTO {slot} (key, slot, run_id, acquired_at)
     SELECT concurrency_key, 0, id, %(now)s FROM candidates
     WHERE concurrency_key IS NOT NULL AND NOT holds_slot
-    ORDER BY priority DESC, run_after, id
+    ORDER BY {order}
     ON CONFLICT DO NOTHING
     RETURNING run_id
 )
@@ -141,7 +143,7 @@ def claim_postgresql(
             )
         )
     # RETURNING gives rows in no particular order.
-    claimed.sort(key=lambda item: (-item.run.priority, item.run.run_after, item.run.id))
+    claimed.sort(key=lambda item: claim_sort_key(item.run))
     return claimed
 
 
