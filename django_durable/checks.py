@@ -257,6 +257,27 @@ def _check_sqlite(alias: str) -> list[checks.CheckMessage]:
     return messages
 
 
+def check_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Schedules declared in code are checked when declared; one that can never fire
+    (a date that does not exist, such as February 30) is only worth a warning."""
+    from datetime import UTC, datetime
+
+    from .schedules import registered_schedules
+
+    now = datetime.now(UTC)
+    return [
+        checks.Warning(
+            f"the schedule {name!r} (cron {spec.cron.expression!r}) never fires: no date "
+            "matches it.",
+            hint="Check the day and month fields, or remove the @schedule.",
+            obj=spec.job_name,
+            id="django_durable.W008",
+        )
+        for name, spec in sorted(registered_schedules().items())
+        if spec.cron.next_after(now) is None
+    ]
+
+
 def check_runworker_command(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from django.core.management import get_commands
 

@@ -57,8 +57,8 @@ class Cron:
     _every_hour: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.expression, str):
-            raise TypeError(f"cron must be a string, got {self.expression!r}")
+        # Checked against its column too: a code schedule is stored by every worker.
+        check_name(self.expression, "cron", column="Schedule.cron")
         fields = self.expression.split()
         if len(fields) not in (5, 6):
             raise ValueError(

@@ -215,3 +215,14 @@ def test_two_jobs_cannot_share_a_schedule_name(declared):
 
     with pytest.raises(ValueError, match="two schedules are named 'shared'"):
         schedule("0 6 * * *", name="shared")(other)
+
+
+def test_a_cron_too_long_to_store_is_refused_and_one_that_never_fires_is_a_warning(declared):
+    from django_durable.checks import check_schedules
+
+    with pytest.raises(ValueError, match="cron must be a non-empty string of at most 255"):
+        schedule(",".join(["0"] * 200) + " * * * *")(report)
+    schedule("0 0 30 2 *", name="february-30th", args=("x",))(report)
+    (warning,) = [m for m in check_schedules() if "february-30th" in m.msg]
+    assert warning.id == "django_durable.W008" and "never fires" in warning.msg
+    assert not [m for m in check_schedules() if "february-30th" not in m.msg]
