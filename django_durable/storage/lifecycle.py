@@ -11,7 +11,7 @@ one family never wait for each other in a cycle.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +129,44 @@ def cancel_children(alias: str, parent_id: uuid.UUID) -> None:
 
 def retry(alias: str, run_id: uuid.UUID) -> None:
     """Make a failed or cancelled run pending again as its next attempt."""
+    retryable = (RunStatus.FAILED, RunStatus.CANCELLED)
+    _run_again(alias, run_id, retryable, "only failed or cancelled runs retry")
+
+
+def restart(alias: str, run_id: uuid.UUID) -> None:
+    """Clear a finished run's journal and make it pending again, as its next attempt.
+
+    Every step runs again; events it consumed are back in its mailbox, so waits see them
+    as the first execution did. Logs and the error history stay, tagged by attempt.
+    """
+
+    def forget() -> None:
+        Step.objects.using(alias).filter(run_id=run_id).delete()
+        RunEvent.objects.using(alias).filter(run_id=run_id).update(consumed_at=None)
+
+    _run_again(
+        alias,
+        run_id,
+        FINISHED_STATUSES,
+        "only finished runs restart from scratch",
+        forget=forget,
+        output=None,
+        progress=None,
+        started_at=None,
+    )
+
+
+def _run_again(
+    alias: str,
+    run_id: uuid.UUID,
+    allowed: Collection[str],
+    refusal: str,
+    *,
+    forget: Callable[[], None] | None = None,
+    **changes: Any,
+) -> None:
+    """Lock the run, check that its status allows it, and make it pending as its next
+    attempt, with ``changes``; ``forget`` first clears what the attempt must not see."""
     with own_transaction(alias):
         run = (
             Run.objects.using(alias)
@@ -139,8 +177,10 @@ def retry(alias: str, run_id: uuid.UUID) -> None:
         )
         if run is None:
             raise RunNotFound(f"no run with id {run_id}")
-        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            raise ValueError(f"run {run_id} is {run.status}; only failed or cancelled runs retry")
+        if run.status not in allowed:
+            raise ValueError(f"run {run_id} is {run.status}; {refusal}")
+        if forget is not None:
+            forget()
         Run.objects.using(alias).filter(pk=run_id).update(
             status=RunStatus.PENDING,
             attempt=F("attempt") + 1,
@@ -150,44 +190,7 @@ def retry(alias: str, run_id: uuid.UUID) -> None:
             cancel_requested=False,
             wake_at=None,
             waiting_for=None,
-        )
-        announce(alias, [run.queue_name])
-
-
-def restart(alias: str, run_id: uuid.UUID) -> None:
-    """Clear a finished run's journal and make it pending again, as its next attempt.
-
-    Every step runs again; events it consumed are back in its mailbox, so waits see them
-    as the first execution did. Logs and the error history stay, tagged by attempt.
-    """
-    with own_transaction(alias):
-        run = (
-            Run.objects.using(alias)
-            .select_for_update()
-            .filter(pk=run_id)
-            .only("status", "queue_name")
-            .first()
-        )
-        if run is None:
-            raise RunNotFound(f"no run with id {run_id}")
-        if run.status not in FINISHED_STATUSES:
-            raise ValueError(
-                f"run {run_id} is {run.status}; only finished runs restart from scratch"
-            )
-        Step.objects.using(alias).filter(run_id=run_id).delete()
-        RunEvent.objects.using(alias).filter(run_id=run_id).update(consumed_at=None)
-        Run.objects.using(alias).filter(pk=run_id).update(
-            status=RunStatus.PENDING,
-            attempt=F("attempt") + 1,
-            recoveries=0,
-            output=None,
-            progress=None,
-            deadline=None,
-            started_at=None,
-            finished_at=None,
-            cancel_requested=False,
-            wake_at=None,
-            waiting_for=None,
+            **changes,
         )
         announce(alias, [run.queue_name])
 
