@@ -85,6 +85,18 @@ class Lease:
     # A parent to wake, if it waits for this run, when the run finishes.
     parent_id: uuid.UUID | None = None
 
+    @classmethod
+    def taken(cls, run: Any, *, token: uuid.UUID, owner: str) -> Lease:
+        """The lease a claim with ``token`` gives ``owner`` on ``run`` (a row or record)."""
+        return cls(
+            run_id=run.id,
+            token=token,
+            owner=owner,
+            queue_name=run.queue_name,
+            concurrency_key=run.concurrency_key,
+            parent_id=run.parent_id,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClaimedRun:

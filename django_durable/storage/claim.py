@@ -61,14 +61,7 @@ def claim_runs(
     for run, fresh in runs:
         run.status = RunStatus.RUNNING
         run.started_at = run.started_at or now
-        lease = Lease(
-            run_id=run.pk,
-            token=token,
-            owner=owner,
-            queue_name=run.queue_name,
-            concurrency_key=run.concurrency_key,
-            parent_id=run.parent_id,
-        )
+        lease = Lease.taken(run, token=token, owner=owner)
         claimed.append(
             ClaimedRun(
                 run=run_record(run), lease=lease, fresh=fresh, time_left=time_left.get(run.pk)

@@ -164,14 +164,7 @@ class InMemoryStorage:
                 time_left = None
                 if row.deadline is not None:
                     time_left = (row.deadline - now).total_seconds()
-                lease = Lease(
-                    run_id=row.id,
-                    token=token,
-                    owner=owner,
-                    queue_name=row.queue_name,
-                    concurrency_key=row.concurrency_key,
-                    parent_id=row.parent_id,
-                )
+                lease = Lease.taken(row, token=token, owner=owner)
                 claimed.append(
                     ClaimedRun(run=row.record(), lease=lease, fresh=fresh, time_left=time_left)
                 )

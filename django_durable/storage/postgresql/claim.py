@@ -130,14 +130,7 @@ def claim_postgresql(
         claimed.append(
             ClaimedRun(
                 run=run,
-                lease=Lease(
-                    run_id=run.id,
-                    token=token,
-                    owner=owner,
-                    queue_name=run.queue_name,
-                    concurrency_key=run.concurrency_key,
-                    parent_id=run.parent_id,
-                ),
+                lease=Lease.taken(run, token=token, owner=owner),
                 fresh=fresh,
                 time_left=None if run.deadline is None else (run.deadline - db_now).total_seconds(),
             )
