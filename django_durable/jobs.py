@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast, overload
@@ -132,8 +133,10 @@ class Job:
         kwargs: dict[str, Any],
         *,
         scheduled_at: datetime | None = None,
+        parent_id: uuid.UUID | None = None,
     ) -> NewRun:
-        """The run ``enqueue()`` would store, its arguments checked (see ``enqueue()``)."""
+        """The run ``enqueue()`` (or, with ``parent_id``, ``ctx.start_children()``) would
+        store, its arguments checked (see ``enqueue()``)."""
         self.check_arguments(args, kwargs)
         return NewRun(
             job_name=self.name,
@@ -145,6 +148,7 @@ class Job:
             concurrency_key=self.concurrency_key,
             run_after=self.run_after_value,
             scheduled_at=scheduled_at,
+            parent_id=parent_id,
         )
 
     def enqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
@@ -257,3 +261,12 @@ def get_job(name: str) -> Job:
 def registered_jobs() -> dict[str, Job]:
     """A copy of the registry: job name -> Job."""
     return dict(_registry)
+
+
+def job_timeouts(jobs: Mapping[str, Job]) -> dict[str, float]:
+    """Seconds each job with a ``timeout`` may run, by name: what a claim gives its runs."""
+    return {
+        name: job.timeout_delta.total_seconds()
+        for name, job in jobs.items()
+        if job.timeout_delta is not None
+    }

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from .durations import optional_timedelta, to_timedelta
 from .exceptions import ChildRunFailed, EventTimeout, Suspended
-from .payloads import stored_args, stored_kwargs
 from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
-from .storage.base import Checkpoint, FencedTransaction, NewRun, StepRecord
+from .storage.base import Checkpoint, FencedTransaction, StepRecord
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -231,28 +230,14 @@ def _start_children(
     position, recorded = ctx._begin(StepKind.CHILDREN, job.name)
     if recorded is not None:
         return [ChildHandle(uuid.UUID(i), job.name) for i in recorded.result["children"]]
-    # Checked live only: journaled children were created with arguments that bound then.
-    for args, kwargs in calls:
-        job.check_arguments(tuple(args), kwargs)
     if job.concurrency_key is not None:
         _refuse_key_cycle(ctx, job.concurrency_key)
     if job.idempotency_key is not None:
         raise ValueError(
             "child runs take no idempotency key: the journal already creates them once"
         )
-    new_runs = [
-        NewRun(
-            job_name=job.name,
-            queue_name=job.queue_name,
-            priority=job.priority,
-            args=stored_args(args, job.name),
-            kwargs=stored_kwargs(kwargs, job.name),
-            concurrency_key=job.concurrency_key,
-            run_after=job.run_after_value,
-            parent_id=ctx.run_id,
-        )
-        for args, kwargs in calls
-    ]
+    # Checked live only: journaled children were created with arguments that bound then.
+    new_runs = [job.new_run(tuple(args), kwargs, parent_id=ctx.run_id) for args, kwargs in calls]
     ctx._guard()
     operation = _Operation(ctx, position, StepKind.CHILDREN, job.name, None)
     with ctx._storage.fenced_transaction(ctx._lease) as tx:

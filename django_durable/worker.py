@@ -27,7 +27,7 @@ from . import signals
 from .atomic import AtomicLeases
 from .conf import durable_settings
 from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
-from .jobs import Job, registered_jobs
+from .jobs import Job, job_timeouts, registered_jobs
 from .notify import Listener, listen_alias
 from .pruner import Pruner
 from .runner import execute_run, send_run_signal
@@ -95,11 +95,7 @@ class Worker:
         # Touched after each loop that reached the database, for a liveness probe.
         self.health_file = None if health_file is None else Path(health_file)
         self._health_file_failed = False
-        self._timeouts = {
-            name: job.timeout_delta.total_seconds()
-            for name, job in self.jobs.items()
-            if job.timeout_delta is not None
-        }
+        self._timeouts = job_timeouts(self.jobs)
         self.processed = 0
         self._claimed_total = 0
         self._stopping = threading.Event()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from ..exceptions import RunTimedOut
-from ..jobs import registered_jobs
+from ..jobs import job_timeouts, registered_jobs
 from ..runner import execute_run
 from ..storage import _installed, get_storage
 from ..storage.base import ClaimedRun, Storage
@@ -54,11 +54,7 @@ def run_until_idle(
     """
     storage = storage or get_storage()
     jobs = registered_jobs()
-    timeouts = {
-        name: job.timeout_delta.total_seconds()
-        for name, job in jobs.items()
-        if job.timeout_delta is not None
-    }
+    timeouts = job_timeouts(jobs)
     owner = f"run_until_idle:{os.getpid()}"
     executed = 0
     while max_runs is None or executed < max_runs:
