@@ -49,10 +49,16 @@ def claim_runs(
     time_left: dict[Any, float] = {}
 
     def claim_once() -> list[tuple[Run, bool]]:
-        if single_writer:
-            runs = _claim_sqlite(alias, owner, token, now, job_names, queues, limit)
-        else:
-            runs = _claim_locking(alias, owner, token, now, job_names, queues, limit)
+        take = _claim_sqlite if single_writer else _claim_locking
+        runs = take(
+            alias,
+            owner=owner,
+            token=token,
+            now=now,
+            job_names=job_names,
+            queues=queues,
+            limit=limit,
+        )
         time_left.update(_set_deadlines(alias, [run for run, _ in runs], timeouts or {}))
         return runs
 
@@ -151,6 +157,7 @@ def _without_key_losers(alias: str, runs: list[Run]) -> tuple[list[Run], list[Ru
 
 def _claim_locking(
     alias: str,
+    *,
     owner: str,
     token: uuid.UUID,
     now: datetime,
@@ -181,6 +188,7 @@ def _claim_locking(
 
 def _claim_sqlite(
     alias: str,
+    *,
     owner: str,
     token: uuid.UUID,
     now: datetime,
