@@ -246,6 +246,10 @@ class Storage(Protocol):
         database clock: ``run_after`` of an immediate run is the insert's time, and a
         ``timedelta`` ``run_after`` counts from it."""
 
+    def enqueue_many(self, news: Sequence[NewRun]) -> list[RunRecord]:
+        """Insert runs without idempotency keys in the caller's transaction, all or none,
+        in as few statements as the database allows; their records in order."""
+
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None: ...
 
     def claim(

@@ -104,6 +104,23 @@ class ORMStorage:
         self._announce(run)
         return run_record(run), True
 
+    def enqueue_many(self, news: Sequence[NewRun]) -> list[RunRecord]:
+        rows = [new_run_row(new) for new in news]
+
+        def insert() -> None:
+            self._runs().bulk_create(rows)  # one INSERT per batch the database allows
+            later = {row.pk: row for row in rows if not isinstance(row.run_after, datetime)}
+            times = (
+                self._runs().filter(pk__in=list(later)).values_list("pk", "run_after", "wake_at")
+            )
+            for pk, run_after, wake_at in times:  # as in enqueue(): the database's clock
+                later[pk].run_after, later[pk].wake_at = run_after, wake_at
+
+        own_write(self.alias, insert)
+        queues = {row.queue_name for row in rows if row.status == RunStatus.PENDING}
+        announce(self.alias, queues)  # one NOTIFY for the lot, when the caller commits
+        return [run_record(row) for row in rows]
+
     def _announce(self, run: Run) -> None:
         if run.status == RunStatus.PENDING:
             # Delivered when the caller's transaction commits, never if it rolls back.

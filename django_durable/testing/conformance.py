@@ -120,6 +120,21 @@ class StorageConformance:
             raise RuntimeError
         assert storage.get_run(record.id) is None
 
+    def test_enqueue_many_in_order_and_with_the_caller(self, storage: Storage) -> None:
+        news = [new_run(args=[n], priority=n % 3) for n in range(5)]
+        news.append(new_run(args=[5], run_after=timedelta(hours=1)))
+        records = storage.enqueue_many(news)
+        assert [record.args for record in records] == [[n] for n in range(6)]
+        assert [record.status for record in records[:5]] == [RunStatus.PENDING] * 5
+        later = storage.get_run(records[5].id)
+        assert later is not None and later.status == RunStatus.WAITING
+        assert later.run_after is not None and later.run_after > storage.now()
+        assert records[5].run_after == later.run_after  # the database's time, read back
+        with pytest.raises(RuntimeError), self.caller_transaction(storage):
+            gone = storage.enqueue_many([new_run(), new_run()])
+            raise RuntimeError
+        assert [storage.get_run(record.id) for record in gone] == [None, None]
+
     # -- claiming ------------------------------------------------------------------------
 
     def test_claim_orders_by_priority_then_run_after_then_id(self, storage: Storage) -> None:

@@ -108,6 +108,10 @@ class InMemoryStorage:
                     return existing.record(), False
             return self._tables.insert(new, self.now()).record(), True
 
+    def enqueue_many(self, news: Sequence[NewRun]) -> list[RunRecord]:
+        with self.atomic():
+            return [self._tables.insert(new, self.now()).record() for new in news]
+
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         with self._lock:
             row = self._tables.runs.get(run_id)
