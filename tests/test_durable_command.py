@@ -178,3 +178,26 @@ def test_workers_lists_live_workers_and_exit_codes_are_real(tmp_path):
     assert command("show", "nope").returncode == 2
     assert command("list", "--bogus").returncode == 2
     assert command("list").returncode == 0
+
+
+def test_prune_is_prune_runs_with_json():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old, recent = jobs.two_steps.enqueue(), jobs.two_steps.enqueue()
+    run_until_idle()
+    Run.objects.filter(pk=old.id).update(finished_at=timezone.now() - timedelta(days=3))
+    assert durable_json("prune", "--older-than", "1d", "--dry-run")["runs"] == 1
+    pruned = durable_json("prune", "--older-than", "1d")
+    assert {key: pruned[key] for key in ("runs", "steps", "events")} == {
+        "runs": 1,
+        "steps": 2,
+        "events": 0,
+    }
+    assert list(Run.objects.values_list("pk", flat=True)) == [recent.id]
+    assert durable("prune", "--older-than", "1d").startswith("Deleted 0 runs")
+    assert "--status takes finished statuses" in refused(
+        "prune", "--status", "running", returncode=2
+    )
+    assert "--older-than" in refused("prune", "--older-than", "soon", returncode=2)

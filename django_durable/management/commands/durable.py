@@ -1,7 +1,8 @@
 """``manage.py durable``: look at runs and act on them from a shell, as the admin does.
 
 ``list``, ``show`` and ``workers`` read; ``retry``, ``cancel``, ``restart`` and
-``send-event`` act, under the same rules and with the same words as the admin's actions.
+``send-event`` act, under the same rules and with the same words as the admin's actions;
+``prune`` is ``prune_runs``.
 Each subcommand takes ``--json`` for scripts. Exit codes: 0 done, 1 some run was refused
 or not found, 2 bad arguments.
 """
@@ -9,6 +10,7 @@ or not found, 2 bad arguments.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -24,6 +26,7 @@ from ...models import Run, RunLog, Step, Worker
 from ...operations import cancel_run, restart_run, retry_run, send_event
 from ...operator_rules import RULES
 from ...status import RunStatus
+from .prune_runs import add_prune_arguments, prune, summary
 
 LIST_COLUMNS = ("id", "job_name", "status", "queue_name", "attempt", "created_at", "finished_at")
 OPERATIONS = {
@@ -39,7 +42,10 @@ def bad(message: str) -> CommandError:
 
 
 class Command(BaseCommand):
-    help = "List, show, retry, cancel, restart runs, send them events, list live workers."
+    help = (
+        "List, show, retry, cancel, restart runs, send them events, prune finished ones, "
+        "list live workers."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="subcommand")
@@ -59,6 +65,9 @@ class Command(BaseCommand):
         event.add_argument("name")
         event.add_argument("payload", nargs="?", default="null", help="JSON (default: null).")
         commands.add_parser("workers", help="Live workers: id, host, pid, queues, busy slots.")
+        add_prune_arguments(
+            commands.add_parser("prune", help="Delete finished runs past their retention.")
+        )
         for sub in commands.choices.values():
             sub.add_argument("--json", action="store_true", help="Print JSON for scripts.")
 
@@ -72,6 +81,8 @@ class Command(BaseCommand):
             self.emit(options, self.live_workers())
         elif subcommand == "send-event":
             self.send_event(options)
+        elif subcommand == "prune":
+            self.prune(options)
         else:
             self.act(subcommand, options)
 
@@ -183,6 +194,14 @@ class Command(BaseCommand):
                 raise bad(str(error)) from None
 
         self.report(options, [self.apply("send_event", run_id, deliver, f"sent {name!r} to")])
+
+    def prune(self, options: dict[str, Any]) -> None:
+        # Progress lines go to stderr, so --json prints only the JSON.
+        total, seconds = prune(options, self.stderr.write)
+        if options["json"]:
+            self.stdout.write(json.dumps({**asdict(total), "seconds": round(seconds, 3)}))
+        else:
+            self.stdout.write(summary(total, seconds, dry_run=options["dry_run"]))
 
     def apply(self, name: str, run_id: Any, operation: Any, done: str) -> dict[str, Any]:
         """Do one operation on one run if the admin's rule allows it; say what happened."""
