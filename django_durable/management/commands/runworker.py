@@ -11,12 +11,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+from django.utils import autoreload
 
 from ...conf import durable_settings
 from ...worker import Worker
 
 logger = logging.getLogger("django_durable")
 
+# Seconds past --grace a reload waits for the stopping worker to release its runs.
+RELOAD_MARGIN = 5.0
 VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO, 3: logging.DEBUG}
 
 
@@ -97,6 +100,12 @@ class Command(BaseCommand):
             "poll interval), for a liveness probe that checks its age (default: none).",
         )
         parser.add_argument(
+            "--reload",
+            action="store_true",
+            help="Restart the worker when Python code changes, as runserver does; for "
+            "development only (SIGTERM and Ctrl-C then end it without releasing its runs).",
+        )
+        parser.add_argument(
             "--worker-id",
             default=None,
             help="Name in leases and logs (default: host:pid:random).",
@@ -130,8 +139,32 @@ class Command(BaseCommand):
                 "SQLite allows one writer at a time, so more threads add contention, not "
                 "speed: use --concurrency 1, or PostgreSQL",
             )
+        if options["reload"]:
+            if options["burst"] or options["max_runs"]:
+                raise CommandError("--reload keeps the worker running: drop --burst/--max-runs.")
+            autoreload.run_with_reloader(self._run_reloading, worker)
+            return
         self._install_signal_handlers(worker)
         worker.run()
+
+    @staticmethod
+    def _run_reloading(worker: Worker) -> None:
+        """The worker under Django's autoreloader, which runs this in a thread and watches
+        the code from the main one. A change stops the worker as SIGTERM does (running
+        jobs get --grace to reach a step boundary, then their runs are released), so the
+        new process takes them over at once rather than after their leases expire."""
+        stopped = threading.Event()
+
+        def stop_before_reloading(sender: Any, file_path: Path, **kwargs: Any) -> None:
+            logger.info("worker=%s event=reloading changed=%s", worker.worker_id, file_path)
+            worker.stop()
+            stopped.wait(worker.grace + RELOAD_MARGIN)
+
+        autoreload.file_changed.connect(stop_before_reloading, weak=False)
+        try:
+            worker.run()
+        finally:
+            stopped.set()
 
     @staticmethod
     def _install_signal_handlers(worker: Worker) -> None:
