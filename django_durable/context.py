@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.utils import timezone
 
-from . import signals, waiting
+from . import signals, tracing, waiting
 from .atomic import AtomicLeases, run_atomic_step
 from .conf import durable_settings
 from .exceptions import (
@@ -192,7 +192,9 @@ class RunContext:
             self._guard()
             self._in_step = name
             try:
-                return self._json_result(name, fn())
+                with tracing.step_span(self.job_name, name, position, attempts):
+                    result = fn()
+                return self._json_result(name, result)
             finally:
                 self._in_step = None
 

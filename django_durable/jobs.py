@@ -11,7 +11,7 @@ from typing import Any, cast, overload
 
 from asgiref.sync import sync_to_async
 
-from . import signals
+from . import signals, tracing
 from .durations import optional_timedelta, to_timedelta
 from .exceptions import JobNotRegistered
 from .handles import RunHandle
@@ -149,6 +149,7 @@ class Job:
             run_after=self.run_after_value,
             scheduled_at=scheduled_at,
             parent_id=parent_id,
+            trace_context=tracing.current_context(),
         )
 
     def enqueue(self, *args: Any, **kwargs: Any) -> RunHandle:
@@ -160,9 +161,11 @@ class Job:
         idempotency key that already has a run, that run is returned instead and
         ``handle.created`` is False.
         """
-        new = self.new_run(args, kwargs)
-        storage = get_storage()
-        record, created = storage.enqueue(new)
+        with tracing.enqueue_span(self.name, self.queue_name) as span:
+            new = self.new_run(args, kwargs)  # its trace context: this span's
+            storage = get_storage()
+            record, created = storage.enqueue(new)
+            tracing.set_message_id(span, record.id)
         handle = RunHandle.from_record(record, created=created)
         if created:
             on_commit(storage, lambda: signals.run_enqueued.send_robust(sender=Job, run=handle))
@@ -199,9 +202,12 @@ class Job:
         if not news:
             return []
         storage = get_storage()
-        handles = [
-            RunHandle.from_record(record, created=True) for record in storage.enqueue_many(news)
-        ]
+        with tracing.enqueue_span(self.name, self.queue_name, len(news)):
+            # Each run continues this span's trace (new_run() ran before it began).
+            context = tracing.current_context()
+            news = [replace(new, trace_context=context) for new in news]
+            records = storage.enqueue_many(news)
+        handles = [RunHandle.from_record(record, created=True) for record in records]
 
         def announce() -> None:
             for handle in handles:

@@ -96,6 +96,8 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # The tick of a schedule that started this run (ctx.scheduled_at); None otherwise.
     scheduled_at = models.DateTimeField(null=True, blank=True)
+    # The enqueuer's OpenTelemetry context (W3C traceparent...), continued by the worker.
+    trace_context = models.JSONField(null=True, blank=True, editable=False)
 
     objects = RunQuerySet.as_manager()
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import signals
+from . import signals, tracing
 from .atomic import AtomicLeases
 from .conf import durable_settings
 from .context import RunContext, describe_error
@@ -47,6 +47,19 @@ def execute_run(
     atomic steps (``atomic.py``). Returns the status the run was left in, or None when
     this worker lost the lease (another worker owns the run, so this one must not touch it).
     """
+    with tracing.run_span(claimed.run) as span:
+        status = _execute(storage, claimed, job, before_operation, atomic_leases)
+        tracing.set_outcome(span, status, failed=status == RunStatus.FAILED)
+        return status
+
+
+def _execute(
+    storage: Storage,
+    claimed: ClaimedRun,
+    job: Job,
+    before_operation: Callable[[], None] | None,
+    atomic_leases: AtomicLeases | None,
+) -> RunStatus | None:
     run = claimed.run
     began = time.monotonic()
     problem = _malformed_arguments(run)

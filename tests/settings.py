@@ -140,3 +140,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django_durable": {"handlers": ["console"], "level": "INFO"}},
 }
+
+# The trace tests: this process's spans go to the file the test reads (tests/otel.py).
+if os.environ.get("DURABLE_TEST_OTEL_FILE"):
+    from tests.otel import export_to
+
+    export_to(os.environ["DURABLE_TEST_OTEL_FILE"])

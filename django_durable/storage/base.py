@@ -42,6 +42,8 @@ class NewRun:
     parent_id: uuid.UUID | None = None
     # The schedule tick starting this run (ctx.scheduled_at).
     scheduled_at: datetime | None = None
+    # The enqueuer's trace context (tracing.py), continued by the worker.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +72,7 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     scheduled_at: datetime | None = None
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,7 @@ def new_run_row(new: NewRun) -> Run:
         concurrency_key=new.concurrency_key,
         parent_id=new.parent_id,
         scheduled_at=new.scheduled_at,
+        trace_context=new.trace_context,
     )
     when: datetime | DbNow | None = None
     if isinstance(new.run_after, timedelta):

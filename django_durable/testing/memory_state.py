@@ -91,6 +91,7 @@ class RunRow:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     scheduled_at: datetime | None = None
+    trace_context: dict[str, str] | None = None
     lease_owner: str | None = None
     lease_token: uuid.UUID | None = None
     lease_expires_at: datetime | None = None
@@ -161,6 +162,7 @@ class Tables:
             concurrency_key=new.concurrency_key,
             parent_id=new.parent_id,
             scheduled_at=new.scheduled_at,
+            trace_context=copy.deepcopy(new.trace_context),
         )
         when: datetime | None = None
         if isinstance(new.run_after, timedelta):
