@@ -183,3 +183,40 @@ class Listener(threading.Thread):
             with connection.wrap_database_errors, connection.cursor() as cursor:
                 cursor.execute(f"UNLISTEN {probe}")
         return arrived
+
+
+def start_listening(
+    worker_id: str,
+    queues: list[str] | None,
+    poll_interval: float,
+    wake: Callable[[], None],
+    stopping: threading.Event,
+) -> None:
+    """Wake the worker when runs of its queues are announced, or say why it polls."""
+
+    def polling(reason: str, level: int = logging.INFO) -> None:
+        logger.log(
+            level,
+            "worker=%s event=polling interval=%s reason=%s",
+            worker_id,
+            poll_interval,
+            reason,
+        )
+
+    alias = listen_alias()
+    if alias is None:
+        polling(
+            "LISTEN_DATABASE is False"
+            if durable_settings.LISTEN_DATABASE is False
+            else "not PostgreSQL"
+        )
+        return
+    # The listener says which once it has checked that notifications reach it.
+    Listener(
+        alias,
+        queues,
+        wake,
+        stopping,
+        on_listening=lambda: logger.info("worker=%s event=listening alias=%s", worker_id, alias),
+        on_polling=lambda reason: polling(reason, logging.WARNING),
+    ).start()

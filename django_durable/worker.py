@@ -10,10 +10,8 @@ later writes are fenced out).
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import random
-import socket
 import threading
 import time
 import uuid
@@ -23,29 +21,23 @@ from pathlib import Path
 
 from django.db import DatabaseError, close_old_connections, connections
 
-from . import signals
 from .atomic import AtomicLeases
 from .conf import durable_settings
 from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
 from .jobs import Job, job_timeouts, registered_jobs
-from .notify import Listener, listen_alias
+from .notify import start_listening
+from .presence import HealthFile, Presence, default_worker_id, worker_info
 from .pruner import Pruner
-from .runner import execute_run, send_run_signal
+from .runner import execute_run
 from .scheduler import Scheduler
 from .schedules import ScheduleSpec, registered_schedules
 from .storage import get_storage
-from .storage.base import Checkpoint, ClaimedRun, Lease, Storage, WorkerInfo
+from .storage.base import Checkpoint, ClaimedRun, Lease, Storage
+from .sweeper import Sweeper
 
 logger = logging.getLogger("django_durable")
 
-# How often to report pending runs of jobs this worker does not know (rolling deploys).
-UNKNOWN_JOBS_REPORT_INTERVAL = 60.0
-SWEEP_BATCH = 100
 MAX_BACKOFF = 10.0
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(slots=True)
@@ -93,8 +85,7 @@ class Worker:
         self.jobs = registered_jobs() if jobs is None else jobs
         self.storage = storage or get_storage()
         # Touched after each loop that reached the database, for a liveness probe.
-        self.health_file = None if health_file is None else Path(health_file)
-        self._health_file_failed = False
+        self._health = None if health_file is None else HealthFile(health_file, self.worker_id)
         self._timeouts = job_timeouts(self.jobs)
         self.processed = 0
         self._claimed_total = 0
@@ -104,7 +95,9 @@ class Worker:
         # Runs claimed and not yet finished or given up; only these are heartbeated.
         self._active: dict[uuid.UUID, _Active] = {}
         self._lock = threading.Lock()
-        self._next_presence = 0.0
+        info = worker_info(self.worker_id, self.queues, list(self.jobs), concurrency)
+        self._presence = Presence(self.storage, info)
+        self._sweeper = Sweeper(self.worker_id, self.storage, self.jobs)
         self._pruner = Pruner(self.worker_id)
         self._scheduler = Scheduler(
             self.worker_id,
@@ -144,52 +137,21 @@ class Worker:
         ]
         for thread in slots:
             thread.start()
-        self._start_listener()
+        start_listening(self.worker_id, self.queues, self.poll_interval, self.wake, self._stopping)
         try:
             self._loop()
             self._drain()
         finally:
             for _ in slots:
                 self._inbox.put(None)
-            self._unregister()
+            self._presence.stopped()
             connections.close_all()
         logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
-
-    def _start_listener(self) -> None:
-        def polling(reason: str, level: int = logging.INFO) -> None:
-            logger.log(
-                level,
-                "worker=%s event=polling interval=%s reason=%s",
-                self.worker_id,
-                self.poll_interval,
-                reason,
-            )
-
-        alias = listen_alias()
-        if alias is None:
-            polling(
-                "LISTEN_DATABASE is False"
-                if durable_settings.LISTEN_DATABASE is False
-                else "not PostgreSQL"
-            )
-            return
-        # The listener says which once it has checked that notifications reach it.
-        Listener(
-            alias,
-            self.queues,
-            self.wake,
-            self._stopping,
-            on_listening=lambda: logger.info(
-                "worker=%s event=listening alias=%s", self.worker_id, alias
-            ),
-            on_polling=lambda reason: polling(reason, logging.WARNING),
-        ).start()
 
     # -- main thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
         """Claim and execute until stopped, idle in burst mode, or --max-runs reached."""
-        next_report = next_sweep = 0.0
         failures = 0
         while not self._stopping.is_set():
             now = time.monotonic()
@@ -197,15 +159,8 @@ class Worker:
                 # Claim first: a run waiting in the queue should not wait for housekeeping.
                 claimed = self._claim()
                 self._heartbeat_if_due()
-                self._presence_if_due(now)
-                if now >= next_report:
-                    self._report_unknown_jobs()
-                    next_report = now + UNKNOWN_JOBS_REPORT_INTERVAL
-                # Sweeping is housekeeping, at most once per poll interval.
-                runnable = 0
-                if now >= next_sweep:
-                    runnable = self._sweep()
-                    next_sweep = now + self.poll_interval
+                self._presence.seen_if_due(now)
+                runnable = self._sweeper.sweep_if_due(now, self.poll_interval)
                 self._scheduler.produce_if_due(now)
                 self._pruner.prune_if_due(now)
             except Exception as error:
@@ -233,7 +188,8 @@ class Worker:
             if failures:
                 logger.info("worker=%s event=database_reconnected", self.worker_id)
                 failures = 0
-            self._touch_health_file()
+            if self._health is not None:
+                self._health.touch()
             busy = self._busy()
             if self.max_runs is not None and self._claimed_total >= self.max_runs:
                 if busy == 0:
@@ -244,24 +200,6 @@ class Worker:
                 return
             self._wake.wait(self.poll_interval)
             self._wake.clear()
-
-    def _touch_health_file(self) -> None:
-        if self.health_file is None:
-            return
-        try:
-            self.health_file.touch()
-        except OSError as error:
-            # Said once: the probe that reads the file will fail and say the rest.
-            if not self._health_file_failed:
-                logger.error(
-                    "worker=%s event=health_file_failed path=%s error=%s",
-                    self.worker_id,
-                    self.health_file,
-                    error,
-                )
-            self._health_file_failed = True
-        else:
-            self._health_file_failed = False
 
     def _nothing_to_claim(self) -> bool:
         """--burst exits on the database's word, not on one empty claim: a claim comes back
@@ -279,7 +217,7 @@ class Worker:
         while self._busy() and time.monotonic() < deadline:
             try:
                 self._heartbeat_if_due()
-                self._presence_if_due(time.monotonic())
+                self._presence.seen_if_due(time.monotonic())
             except DatabaseError as error:
                 logger.warning("worker=%s event=database_error error=%s", self.worker_id, error)
                 close_old_connections()
@@ -360,51 +298,6 @@ class Worker:
                 if active is not None and not active.lost:
                     active.renewed_at = max(active.renewed_at, at)
 
-    def _presence_if_due(self, now: float) -> None:
-        """Tell the registry of live workers (the admin's overview) this worker is alive."""
-        if now < self._next_presence:
-            return
-        self.storage.worker_seen(
-            WorkerInfo(
-                worker_id=self.worker_id,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                queues=self.queues,
-                jobs=list(self.jobs),
-                concurrency=self.concurrency,
-            )
-        )
-        self._next_presence = now + durable_settings.heartbeat_interval
-
-    def _unregister(self) -> None:
-        try:
-            self.storage.worker_stopped(self.worker_id)
-        except DatabaseError as error:  # the row ages out of the overview by itself
-            logger.warning("worker=%s event=unregister_failed error=%s", self.worker_id, error)
-
-    def _sweep(self) -> int:
-        """Recover stale leases, fail overdue runs, promote due ones; return how many
-        runs became runnable."""
-        # Overdue runs first: a stuck worker's overdue run is failed, not requeued only to
-        # time out again on its next claim.
-        for run_id in self.storage.fail_overdue(limit=SWEEP_BATCH):
-            logger.error("worker=%s run=%s event=failed_deadline_passed", self.worker_id, run_id)
-            send_run_signal(signals.run_failed, run_id, self.storage)
-        swept = self.storage.recover_stale(
-            max_recoveries=durable_settings.MAX_RECOVERIES, limit=SWEEP_BATCH
-        )
-        for run_id in swept.requeued:
-            logger.warning("worker=%s run=%s event=recovered_stale_lease", self.worker_id, run_id)
-        for run_id in swept.failed:
-            logger.error(
-                "worker=%s run=%s event=failed_too_many_recoveries", self.worker_id, run_id
-            )
-            send_run_signal(signals.run_failed, run_id, self.storage)
-        for run_id in swept.cancelled:
-            logger.info("worker=%s run=%s event=cancelled_stale_lease", self.worker_id, run_id)
-            send_run_signal(signals.run_cancelled, run_id, self.storage)
-        return len(swept.requeued) + self.storage.promote_due(limit=SWEEP_BATCH)
-
     def _claim(self) -> list[ClaimedRun]:
         free = self.concurrency - self._busy()
         if self.max_runs is not None:
@@ -430,19 +323,6 @@ class Worker:
         for item in claimed:
             self._inbox.put(item)
         return claimed
-
-    def _report_unknown_jobs(self) -> None:
-        for name, count in self.storage.unclaimable_job_names(self.jobs).items():
-            logger.warning(
-                "worker=%s job=%s pending=%s event=job_not_registered "
-                'hint="no worker knows this job: deploy the code that defines it here, or if '
-                "it is deployed, have it imported at startup (an installed app's jobs.py is "
-                "autodiscovered; a job in another module, such as billing/workflows.py, is "
-                'not unless that jobs.py or AppConfig.ready() imports it)"',
-                self.worker_id,
-                name,
-                count,
-            )
 
     # -- slot threads ----------------------------------------------------------------------
 

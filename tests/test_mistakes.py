@@ -318,7 +318,7 @@ def test_the_worker_hint_names_both_reasons(caplog):
     )
     worker = Worker(jobs={charge.name: charge})
     with caplog.at_level(logging.WARNING, logger="django_durable"):
-        worker._report_unknown_jobs()
+        worker._sweeper.report_unknown_jobs()
     (line,) = [r.getMessage() for r in caplog.records if "job_not_registered" in r.getMessage()]
     assert "job=billing.workflows.charge pending=1" in line
     assert "deploy the code that defines it here" in line
