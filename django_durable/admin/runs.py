@@ -17,10 +17,18 @@ from django.utils.html import format_html
 
 from ..conf import durable_settings
 from ..models import Run, Step
-from ..status import RunStatus
+from ..status import FINISHED_STATUSES, RunStatus, StepStatus
+from ..waiting import journaled_error
 from . import database
 from .actions import ACTIONS, EventForm, RunAction, perform
-from .display import duration, format_duration, pretty_json, progress_percent, short_time
+from .display import (
+    describe_wait,
+    duration,
+    format_duration,
+    pretty_json,
+    progress_percent,
+    short_time,
+)
 from .filters import CreatedFilter, JobFilter, QueueFilter
 from .pagination import CappedCountPaginator
 from .search import search_runs
@@ -239,6 +247,11 @@ class RunAdmin(ModelAdmin):
             "selected": [] if single else request.POST.getlist(ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "single": single,
+            # Django's run page (one run) or list template draws the breadcrumbs.
+            "base_template": "admin/change_form.html" if single else "admin/change_list.html",
+            "original": single,
+            "has_view_permission": True,
+            "cl": {"opts": self.opts},
             "media": self.media,
         }
         return TemplateResponse(
@@ -298,6 +311,7 @@ class RunAdmin(ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": run,
+            "has_view_permission": True,  # checked above; Django's breadcrumbs link the list
             "title": f"{run.job_name} {run.pk}",
             "run": run,
             "args_json": pretty_json({"args": run.args, "kwargs": run.kwargs}),
@@ -305,6 +319,11 @@ class RunAdmin(ModelAdmin):
             "errors": list(reversed(run.errors or [])),
             "duration": format_duration(duration(run, now)),
             "progress_percent": progress_percent(run.progress),
+            # A finished run's progress is what it last reported, not where it is.
+            "progress_stale": run.status in FINISHED_STATUSES,
+            "waiting_for": describe_wait(
+                run, next((s for s in steps if s.status == StepStatus.WAITING), None)
+            ),
             "timeline": timeline(steps, run, now),
             "logs": logs[:DETAIL_LIMIT],
             "more_logs": len(logs) > DETAIL_LIMIT,
@@ -352,9 +371,21 @@ def timeline(steps: list[Step], run: Run, now: datetime) -> list[dict[str, Any]]
         step_duration = (
             step.finished_at - step.started_at if step.started_at and step.finished_at else None
         )
+        raised = None
+        if step.status == StepStatus.COMPLETED:
+            raised = journaled_error(step.kind, step.name, step.result)
+        failed = step.status == StepStatus.FAILED or raised is not None
         rows.append(
             {
                 "step": step,
+                # Completed in the journal, yet it raised in the job (children failed, an
+                # event timed out): drawn as the operation that failed.
+                "raised": {"type": type(raised).__name__, "message": str(raised)}
+                if raised
+                else None,
+                "failed_children": getattr(raised, "failures", []),
+                "shown_status": StepStatus.FAILED if failed else step.status,
+                "shown_label": "Raised" if raised else step.get_status_display(),
                 "offset": f"{offset:.2f}",
                 "width": f"{width:.2f}",
                 "duration": format_duration(step_duration),

@@ -1,0 +1,167 @@
+"""The admin pages as a new user on Django 6.1 found them: breadcrumbs, exact times, the
+operation that failed a run, stale progress and what a waiting run waits for."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from django_durable import RunStatus
+from django_durable.models import Run
+from django_durable.status import StepKind, StepStatus
+from django_durable.testing.factories import RunFactory, StepFactory
+
+pytestmark = pytest.mark.django_db
+
+BREADCRUMBS = re.compile(r'<(ol|div) class="breadcrumbs">(.*?)</\1>', re.S)
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    user = django_user_model.objects.create_user("operator", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="django_durable"))
+    client.force_login(user)
+    return client
+
+
+def detail_url(run_id):
+    return reverse("admin:django_durable_run_change", args=[run_id])
+
+
+def breadcrumbs(client, url, data=None):
+    response = client.post(url, data) if data else client.get(url)
+    assert response.status_code == 200, url
+    found = BREADCRUMBS.findall(response.content.decode())
+    assert len(found) == 1, url
+    tag, crumbs = found[0]
+    text = re.sub(r"<[^>]+>|&rsaquo;", " ", crumbs)  # 5.2 separates crumbs with &rsaquo;
+    return tag, re.sub(r"\s+", " ", text).strip()
+
+
+def test_breadcrumbs_are_drawn_as_the_installed_django_draws_its_own(operator):
+    # Django's own app page shows which markup (and so which CSS) this version has:
+    # <div class="breadcrumbs"> up to 5.2, <ol class="breadcrumbs"> from 6.0.
+    django_tag, _ = breadcrumbs(operator, reverse("admin:app_list", args=["django_durable"]))
+    waiting = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "approval"})
+    done = RunFactory(completed=True)
+    pages = {
+        detail_url(waiting.pk): f"Home Durable runs Runs {waiting}",
+        reverse("admin:django_durable_runoverview_changelist"): "Home Durable runs Overview",
+        reverse("admin:django_durable_run_action", args=[waiting.pk, "send_event"]): (
+            f"Home Durable runs Runs {waiting}"
+        ),
+        reverse("admin:django_durable_run_action", args=[done.pk, "restart"]): (
+            f"Home Durable runs Runs {done}"
+        ),
+    }
+    for url, expected in pages.items():
+        assert breadcrumbs(operator, url) == (django_tag, expected), url
+    from_the_list = {"action": "restart_runs", "_selected_action": [str(done.pk)], "index": "0"}
+    changelist = reverse("admin:django_durable_run_changelist")
+    assert breadcrumbs(operator, changelist, from_the_list) == (
+        django_tag,
+        "Home Durable runs Runs",
+    )
+
+
+def test_times_are_shown_to_the_second_with_durations(operator):
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    run = RunFactory(completed=True)
+    Run.objects.filter(pk=run.pk).update(
+        created_at=created,
+        started_at=created + timedelta(seconds=2),
+        finished_at=created + timedelta(seconds=9, milliseconds=500),
+    )
+    html = operator.get(detail_url(run.pk)).content.decode()
+    assert '<time datetime="2026-01-02T03:04:05+00:00">2026-01-02 03:04:05 UTC</time>' in html
+    assert "2026-01-02 03:04:07 UTC" in html and "(2.0 s after it was created)" in html
+    assert "2026-01-02 03:04:14 UTC" in html and "7.5 s" in html  # finished, duration
+    listed = operator.get(reverse("admin:django_durable_run_changelist")).content.decode()
+    assert "Jan 2, 03:04:05" in listed and "Jan 2, 03:04:14" in listed
+
+
+def test_a_run_failed_by_its_children_shows_the_wait_that_raised(operator):
+    child = RunFactory(failed=True, job_name="tests.square")
+    error = {
+        "attempt": 1,
+        "type": "django_durable.exceptions.ChildRunFailed",
+        "message": "1 child run(s) did not complete",
+        "traceback": "Traceback ...",
+    }
+    parent = RunFactory(failed=True, errors=[error], progress={"done": 3, "total": 4})
+    StepFactory(run=parent, position=0, kind=StepKind.CHILDREN, name="tests.square")
+    StepFactory(
+        run=parent,
+        position=1,
+        kind=StepKind.WAIT_CHILDREN,
+        name="children",
+        result={
+            "outputs": [None],
+            "failed": [
+                {
+                    "id": str(child.pk),
+                    "status": "failed",
+                    "error": {"type": "builtins.ValueError", "message": "<b>negative</b>"},
+                }
+            ],
+        },
+    )
+    html = operator.get(detail_url(parent.pk)).content.decode()
+    rows = re.findall(r'<tr class="durable-step-(\w+)">', html)
+    assert rows == ["completed", "failed"]
+    assert "<strong>ChildRunFailed</strong> raised here" in html
+    assert f'href="{detail_url(child.pk)}"' in html
+    assert "&lt;b&gt;negative&lt;/b&gt;" in html and "<b>negative" not in html
+    assert html.count('class="durable-bar durable-failed"') == 1
+
+
+def test_a_timed_out_event_wait_is_shown_as_raising(operator):
+    run = RunFactory(failed=True)
+    StepFactory(
+        run=run,
+        kind=StepKind.EVENT,
+        name="approval",
+        result={"timeout": True, "deadline": "2026-01-01T00:00:00+00:00"},
+    )
+    html = operator.get(detail_url(run.pk)).content.decode()
+    assert "<strong>EventTimeout</strong> raised here" in html
+
+
+def test_a_finished_runs_progress_is_marked_as_the_last_reported(operator):
+    failed = RunFactory(failed=True, progress={"done": 3, "total": 4, "message": "three"})
+    html = operator.get(detail_url(failed.pk)).content.decode()
+    assert "Last progress" in html and "not current" in html and "durable-stale" in html
+    running = RunFactory(
+        status=RunStatus.RUNNING,
+        started_at=timezone.now(),
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+        progress={"done": 3, "total": 4, "message": "three"},
+    )
+    html = operator.get(detail_url(running.pk)).content.decode()
+    assert "<th>Progress</th>" in html and "not current" not in html
+
+
+@pytest.mark.parametrize(
+    ("waiting_for", "step", "expected"),
+    [
+        ({"event": "<approval>"}, None, "the event <code>&lt;approval&gt;</code>"),
+        ({"children": ["a", "b"]}, None, "2 child runs to finish"),
+        (None, (StepKind.SLEEP, "nap"), "the end of the sleep <code>nap</code>"),
+        (None, (StepKind.STEP, "charge"), "the next attempt of the step <code>charge</code>"),
+        ({"odd": "<x>"}, None, "<code>{&quot;odd&quot;: &quot;&lt;x&gt;&quot;}</code>"),
+    ],
+)
+def test_waiting_for_is_said_in_words(operator, waiting_for, step, expected):
+    run = RunFactory(
+        status=RunStatus.WAITING,
+        waiting_for=waiting_for,
+        wake_at=timezone.now() + timedelta(minutes=5),
+    )
+    if step:
+        StepFactory(run=run, kind=step[0], name=step[1], status=StepStatus.WAITING)
+    html = operator.get(detail_url(run.pk)).content.decode()
+    assert f"<tr><th>Waiting for</th><td>{expected}, until <time" in html
+    assert "{&#x27;" not in html  # no Python dict repr
