@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -30,6 +30,7 @@ from .display import (
     short_time,
 )
 from .filters import CreatedFilter, JobFilter, QueueFilter
+from .live import LIVE_COLUMNS, POLL_INTERVAL_MS, live_state, progress_text
 from .pagination import CappedCountPaginator
 from .search import search_runs
 
@@ -266,7 +267,23 @@ class RunAdmin(ModelAdmin):
             self.admin_site.admin_view(self.run_action_view),
             name="django_durable_run_action",
         )
-        return [action_url, *super().get_urls()]
+        live_url = path(
+            "<path:object_id>/live/",
+            self.admin_site.admin_view(self.run_live_view),
+            name="django_durable_run_live",
+        )
+        return [action_url, live_url, *super().get_urls()]
+
+    def run_live_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The status and progress the page of a running run polls for."""
+        try:
+            pk = Run._meta.pk.to_python(object_id)
+            run = self._runs(request).only(*LIVE_COLUMNS).get(pk=pk)
+        except (Run.DoesNotExist, ValidationError, ValueError):
+            raise Http404("no such run") from None
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return JsonResponse(live_state(run))
 
     def run_action_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
         action = ACTIONS.get(name)
@@ -319,6 +336,11 @@ class RunAdmin(ModelAdmin):
             "errors": list(reversed(run.errors or [])),
             "duration": format_duration(duration(run, now)),
             "progress_percent": progress_percent(run.progress),
+            "progress_text": progress_text(run.progress),
+            "live_url": reverse("admin:django_durable_run_live", args=[run.pk])
+            if run.status == RunStatus.RUNNING
+            else None,
+            "poll_interval": POLL_INTERVAL_MS,
             # A finished run's progress is what it last reported, not where it is.
             "progress_stale": run.status in FINISHED_STATUSES,
             "waiting_for": describe_wait(

@@ -306,3 +306,18 @@ def kept_when_failed(ctx):
 
 
 from . import atomic_jobs  # noqa: E402, F401  (registered with the rest, in every worker)
+
+
+@job(name="tests.ticks_until_released")
+def ticks_until_released(ctx, flag):
+    """One long step that reports progress until the file ``flag`` exists."""
+
+    def ticks():
+        tick = 0
+        while not os.path.exists(flag):
+            tick += 1
+            ctx.progress(tick, None, f"tick {tick}")
+            time.sleep(0.05)
+        return tick
+
+    return ctx.step("ticks", ticks)
