@@ -165,3 +165,77 @@ def test_waiting_for_is_said_in_words(operator, waiting_for, step, expected):
     html = operator.get(detail_url(run.pk)).content.decode()
     assert f"<tr><th>Waiting for</th><td>{expected}, until <time" in html
     assert "{&#x27;" not in html  # no Python dict repr
+
+
+# -- the send-event form ------------------------------------------------------------------
+
+
+def send_event_url(run_id):
+    return reverse("admin:django_durable_run_action", args=[run_id, "send_event"])
+
+
+def test_the_send_event_form_offers_the_name_the_run_waits_for(operator):
+    run = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "<approval>"})
+    html = operator.get(send_event_url(run.pk)).content.decode()
+    assert 'name="name" value="&lt;approval&gt;"' in html
+    assert '<option value="&lt;approval&gt;">' in html and 'list="durable-awaited-names"' in html
+    assert "Awaited by the selected runs: &#x27;&lt;approval&gt;&#x27;." in html
+    assert "<approval>" not in html
+
+
+def test_another_name_is_sent_only_after_a_warning(operator):
+    from django_durable.models import RunEvent
+
+    run = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "approval"})
+    url = send_event_url(run.pk)
+    warned = operator.post(url, {"name": "aproval", "payload": "1", "apply": "1"})
+    html = warned.content.decode()
+    assert warned.status_code == 200
+    assert "This run waits for &#x27;approval&#x27;, not &#x27;aproval&#x27;." in html
+    assert 'value="Send anyway"' in html and 'name="confirmed_name" value="aproval"' in html
+    assert not RunEvent.objects.filter(run_id=run.pk).exists()
+    # The operator changed the name after the warning: warned again for the new one.
+    again = operator.post(
+        url, {"name": "approved", "payload": "1", "apply": "1", "confirmed_name": "aproval"}
+    )
+    assert again.status_code == 200 and b"not &#x27;approved&#x27;" in again.content
+    sent = operator.post(
+        url, {"name": "aproval", "payload": "1", "apply": "1", "confirmed_name": "aproval"}
+    )
+    assert sent.status_code == 302
+    assert list(RunEvent.objects.filter(run_id=run.pk).values_list("name", flat=True)) == [
+        "aproval"
+    ]
+    assert Run.objects.get(pk=run.pk).status == RunStatus.WAITING  # still waiting
+
+
+def test_the_awaited_name_is_sent_without_a_warning(operator):
+    run = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "approval"})
+    sent = operator.post(send_event_url(run.pk), {"name": "approval", "apply": "1"})
+    assert sent.status_code == 302
+    assert Run.objects.get(pk=run.pk).status == RunStatus.PENDING  # woken
+
+
+def test_a_running_run_is_warned_about_too(operator):
+    run = RunFactory(status=RunStatus.RUNNING, started_at=timezone.now())
+    warned = operator.post(send_event_url(run.pk), {"name": "later", "apply": "1"})
+    assert b"This run is not waiting for an event, not &#x27;later&#x27;." in warned.content
+
+
+def test_from_the_list_the_warning_counts_the_runs_not_waiting_for_it(operator):
+    first = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "approval"})
+    second = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "payment"})
+    data = {
+        "action": "send_event_to_runs",
+        "_selected_action": [str(first.pk), str(second.pk)],
+        "name": "approval",
+        "apply": "1",
+    }
+    changelist = reverse("admin:django_durable_run_changelist")
+    warned = operator.post(changelist, data)
+    assert warned.status_code == 200
+    assert b"1 of these 2 runs are not waiting for &#x27;approval&#x27;" in warned.content
+    sent = operator.post(changelist, {**data, "confirmed_name": "approval"})
+    assert sent.status_code == 302
+    assert Run.objects.get(pk=first.pk).status == RunStatus.PENDING
+    assert Run.objects.get(pk=second.pk).status == RunStatus.WAITING

@@ -29,6 +29,7 @@ from .display import (
     progress_percent,
     short_time,
 )
+from .event_names import awaited_names, name_warning
 from .filters import CreatedFilter, JobFilter, QueueFilter
 from .live import LIVE_COLUMNS, POLL_INTERVAL_MS, live_state, progress_text
 from .pagination import CappedCountPaginator
@@ -220,16 +221,28 @@ class RunAdmin(ModelAdmin):
         single: Run | None = None,
     ) -> HttpResponse | None:
         """The confirmation page (restart) or event form (send event), then the action."""
-        form = EventForm(request.POST if "apply" in request.POST else None)
+        legal = queryset.filter(status__in=action.rule.legal)
+        applying = "apply" in request.POST
+        awaited = awaited_names(legal) if action.name == "send_event" else []
+        form = EventForm(
+            request.POST if applying else None,
+            initial={"name": awaited[0]} if len(awaited) == 1 else {},
+            awaited=awaited,
+        )
+        warning = None
         if action.name == "send_event":
-            ready = "apply" in request.POST and form.is_valid()
-            arguments = (form.cleaned_data["name"], form.cleaned_data["payload"]) if ready else ()
+            ready = applying and form.is_valid()
+            name = form.cleaned_data["name"] if ready else ""
+            if ready:
+                warning = name_warning(legal, name, awaited)
+                # Sent once the operator saw the warning and sent the same name again.
+                ready = warning is None or request.POST.get("confirmed_name") == name
+            arguments = (name, form.cleaned_data["payload"]) if ready else ()
         else:
-            ready, arguments = "apply" in request.POST, ()
+            ready, arguments = applying, ()
         if ready:
             perform(self, request, action, queryset.iterator(), *arguments)
             return None
-        legal = queryset.filter(status__in=action.rule.legal)
         runs = list(legal.only(*self.list_columns)[:DETAIL_LIMIT])
         legal_count = legal.count() if len(runs) == DETAIL_LIMIT else len(runs)
         context = {
@@ -241,6 +254,8 @@ class RunAdmin(ModelAdmin):
             "action": action,
             "action_name": action_name,
             "form": form if action.name == "send_event" else None,
+            "name_warning": warning,
+            "confirmed_name": form.cleaned_data.get("name") if warning else "",
             "runs": runs,
             "legal_count": legal_count,
             "more_count": legal_count - len(runs),
