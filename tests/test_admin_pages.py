@@ -239,3 +239,32 @@ def test_from_the_list_the_warning_counts_the_runs_not_waiting_for_it(operator):
     assert sent.status_code == 302
     assert Run.objects.get(pk=first.pk).status == RunStatus.PENDING
     assert Run.objects.get(pk=second.pk).status == RunStatus.WAITING
+
+
+# -- search -----------------------------------------------------------------------------
+
+
+def searched(client, term):
+    response = client.get(reverse("admin:django_durable_run_changelist"), {"q": term})
+    assert response.status_code == 200
+    return {run.pk for run in response.context["cl"].result_list}
+
+
+def test_search_finds_runs_by_an_argument_value(operator):
+    invoice = RunFactory(args=["INV-2024-001", 7], kwargs={"customer": "Zoë Martin", "n": 42})
+    other = RunFactory(args=["INV-2024-002"], kwargs={"customer": "Bob", "n": "42"})
+    assert searched(operator, "inv-2024-001") == {invoice.pk}  # case-insensitive substring
+    assert searched(operator, "INV-2024") == {invoice.pk, other.pk}
+    assert searched(operator, "Zoë") == {invoice.pk}  # however the database spells JSON
+    assert searched(operator, "customer=Bob") == {other.pk}
+    assert searched(operator, "customer=bob") == set()  # a keyword's value is exact
+    assert searched(operator, 'customer="Zoë Martin"') == {invoice.pk}
+    assert searched(operator, "n=42") == {invoice.pk, other.pk}  # 42 and "42"
+    assert searched(operator, 'n="42"') == {other.pk}
+    assert searched(operator, "missing=1") == set()
+    assert searched(operator, "nothing-like-it") == set()
+
+
+def test_search_by_keyword_also_matches_keys(operator):
+    keyed = RunFactory(idempotency_key="order=17")
+    assert searched(operator, "order=17") == {keyed.pk}

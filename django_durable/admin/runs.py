@@ -63,7 +63,10 @@ class RunAdmin(ModelAdmin):
     list_filter = ("status", JobFilter, QueueFilter, CreatedFilter)
     # Search goes through get_search_results; the field list only turns the box on.
     search_fields = ("=id",)
-    search_help_text = "A run id or its first characters, an idempotency key or a concurrency key."
+    search_help_text = (
+        "A run id or its first characters, an idempotency or concurrency key, text in the"
+        " arguments, or name=value for a keyword argument."
+    )
     # Ids are UUIDv7: newest first through the primary key index, no sort.
     ordering = ("-id",)
     paginator = CappedCountPaginator
