@@ -268,3 +268,24 @@ def test_search_finds_runs_by_an_argument_value(operator):
 def test_search_by_keyword_also_matches_keys(operator):
     keyed = RunFactory(idempotency_key="order=17")
     assert searched(operator, "order=17") == {keyed.pk}
+
+
+# -- the list ---------------------------------------------------------------------------
+
+
+def test_the_list_is_a_few_narrow_columns(operator):
+    RunFactory(
+        status=RunStatus.RUNNING,
+        attempt=2,
+        job_name="tests.<many>.steps",
+        started_at=timezone.now(),
+        progress={"done": 1, "total": 4, "message": "<one>"},
+    )
+    html = operator.get(reverse("admin:django_durable_run_changelist")).content.decode()
+    headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+    assert headers == ["run_id", "status_badge", "job", "queue", "created", "ran", "run_duration"]
+    # Progress and attempt under the badge; the id and the job break only at chosen places.
+    assert 'title="&lt;one&gt;"><span style="width:25.0%">' in html
+    assert '<span class="durable-attempt">attempt 2</span>' in html
+    assert "<span>tests.</span><wbr><span>&lt;many&gt;.</span><wbr><span>steps</span>" in html
+    assert re.search(r"<span>[0-9a-f-]{19}</span><wbr><span>[0-9a-f-]{17}</span>", html)
