@@ -150,6 +150,7 @@ def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
     assert set(rows.locator(".durable-badge").all_inner_texts()) == {"FAILED"}
 
     page.click(f"text={handle.id}")
+    page.wait_for_url(f"**/run/{handle.id}/change/**")
     traceback = page.locator(".durable-traceback").first
     assert traceback.is_visible()
     assert "RuntimeError: first attempt fails" in traceback.inner_text()

@@ -289,3 +289,11 @@ def test_the_list_is_a_few_narrow_columns(operator):
     assert '<span class="durable-attempt">attempt 2</span>' in html
     assert "<span>tests.</span><wbr><span>&lt;many&gt;.</span><wbr><span>steps</span>" in html
     assert re.search(r"<span>[0-9a-f-]{19}</span><wbr><span>[0-9a-f-]{17}</span>", html)
+
+
+def test_a_failed_runs_page_title_is_not_a_form_error(operator):
+    run = RunFactory(failed=True)
+    html = operator.get(detail_url(run.pk)).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html).group(1)
+    assert not title.startswith("Error")
+    assert "ValueError" in html and "boom" in html  # the run's errors are still shown

@@ -375,7 +375,8 @@ class RunAdmin(ModelAdmin):
             "run": run,
             "args_json": pretty_json({"args": run.args, "kwargs": run.kwargs}),
             "output_json": pretty_json(run.output) if run.output is not None else None,
-            "errors": list(reversed(run.errors or [])),
+            # Not "errors": Django's change_form.html titles a page with errors "Error: ...".
+            "run_errors": list(reversed(run.errors or [])),
             "duration": format_duration(duration(run, now)),
             "progress_percent": progress_percent(run.progress),
             "progress_text": progress_text(run.progress),
