@@ -43,7 +43,7 @@ def breadcrumbs(client, url, data=None):
 
 def test_breadcrumbs_are_drawn_as_the_installed_django_draws_its_own(operator):
     # Django's own app page shows which markup (and so which CSS) this version has:
-    # <div class="breadcrumbs"> up to 5.2, <ol class="breadcrumbs"> from 6.0.
+    # <div class="breadcrumbs"> on 5.2, <ol class="breadcrumbs"> on 6.1.
     django_tag, _ = breadcrumbs(operator, reverse("admin:app_list", args=["django_durable"]))
     waiting = RunFactory(status=RunStatus.WAITING, waiting_for={"event": "approval"})
     done = RunFactory(completed=True)
