@@ -11,7 +11,7 @@ from django.utils.dateformat import format as format_date
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from ..models import Run
+from ..models import Run, Step
 from ..status import StepKind
 
 # Times on the run page and the overview: to the second, with the zone.
@@ -69,11 +69,11 @@ def relative(moment: datetime, now: datetime) -> str:
     return f"in {format_duration(moment - now)}"
 
 
-def describe_wait(run: Run, waiting_step: Any) -> SafeString:
+def describe_wait(run: Run, waiting_step: Step | None) -> SafeString:
     """What a waiting run waits for, in words: an event, children, a timer, a retry."""
     waiting_for = run.waiting_for or {}
-    kind = getattr(waiting_step, "kind", None)
-    name = getattr(waiting_step, "name", "")
+    kind = waiting_step.kind if waiting_step else None
+    name = waiting_step.name if waiting_step else ""
     if isinstance(waiting_for.get("event"), str):
         return format_html("the event <code>{}</code>", waiting_for["event"])
     children = waiting_for.get("children")

@@ -11,6 +11,7 @@ from typing import Any
 from django.utils import timezone
 
 from ..models import Run
+from ..status import RunStatus
 from .display import duration, format_duration, progress_percent
 
 # The columns the JSON is made of.
@@ -35,7 +36,7 @@ def live_state(run: Run) -> dict[str, Any]:
     return {
         "status": run.status,
         "status_label": run.get_status_display(),
-        "running": run.status == "running",
+        "running": run.status == RunStatus.RUNNING,
         "progress": run.progress,
         "progress_percent": None if percent is None else round(percent, 1),
         "progress_text": progress_text(run.progress),
