@@ -38,7 +38,14 @@ from .storage.base import Checkpoint, ClaimedRun, LogRecord, StepRecord, Storage
 if TYPE_CHECKING:
     from .jobs import Job
 
+logger = logging.getLogger("django_durable")
+
 T = TypeVar("T")
+
+# Progress reported inside a step's function is written at once, at most this often
+# (seconds), so an operator watches a long step move; the last value also rides with the
+# step's checkpoint.
+PROGRESS_INTERVAL = 1.0
 
 
 def describe_error(error: BaseException, attempt: int) -> dict[str, Any]:
@@ -121,6 +128,10 @@ class RunContext:
         self.nondeterministic = False
         # The step whose function is running; buffered writes are not flushed meanwhile.
         self._in_step: str | None = None
+        # Whether progress reported now may be written at once (inside a plain step's
+        # function), and when it may be next (time.monotonic()).
+        self._progress_live = False
+        self._progress_due = 0.0
         self._before_operation = before_operation
         self._atomic_leases = atomic_leases
         self.log = RunLogger(self, f"django_durable.job.{claimed.run.job_name}")
@@ -191,12 +202,16 @@ class RunContext:
             # after its fence): no body starts on a worker that cannot vouch for its lease.
             self._guard()
             self._in_step = name
+            # Not inside an atomic step's transaction: nothing in it is visible before
+            # its COMMIT, and a rollback would take the progress with it.
+            self._progress_live = not atomic
             try:
                 with tracing.step_span(self.job_name, name, position, attempts):
                     result = fn()
                 return self._json_result(name, result)
             finally:
                 self._in_step = None
+                self._progress_live = False
 
         def record(result: Any, attempts: int) -> StepRecord:
             return self._entry(
@@ -301,10 +316,24 @@ class RunContext:
             raise RunCancelled
 
     def progress(self, done: float, total: float | None = None, message: str = "") -> None:
-        """Record how far the run is; stored with the next checkpoint."""
+        """Record how far the run is. Inside a step's function it is written at once,
+        at most once a second (the last value is stored with the step's checkpoint in
+        any case); elsewhere, and in atomic steps, with the next checkpoint."""
         self._pending.progress = to_json(
             {"done": done, "total": total, "message": str(message)}, "progress"
         )
+        if self._progress_live and time.monotonic() >= self._progress_due:
+            self._write_progress(self._pending.progress)
+
+    def _write_progress(self, progress: dict[str, Any]) -> None:
+        """Write progress alone, fenced, while the step runs; it stays buffered too."""
+        self._progress_due = time.monotonic() + PROGRESS_INTERVAL
+        try:
+            self._storage.checkpoint(self._lease, Checkpoint(progress=progress))
+        except (RunAbandoned, RunCancelled) as error:
+            # Never the step's failure: the next operation meets the lost lease, the
+            # failing database or the cancel request, as it would have without this.
+            logger.debug("event=progress_not_written run_id=%s error=%r", self.run_id, error)
 
     # -- journal bookkeeping -------------------------------------------------------------
 

@@ -324,6 +324,21 @@ def _written(ctx: RunContext, batch: Checkpoint) -> None:
     ctx._written(batch)
 
 
+def journaled_error(kind: str, name: str, result: Any) -> Exception | None:
+    """The exception a completed waiting operation's journaled outcome raises in the job
+    (an event that timed out, children that did not complete), or None."""
+    try:
+        if kind == StepKind.EVENT and isinstance(result, dict):
+            _event_outcome(name, result)
+        elif kind == StepKind.WAIT_CHILDREN and isinstance(result, dict):
+            _children_outcome(result)
+    except (EventTimeout, ChildRunFailed) as error:
+        return error
+    except (KeyError, TypeError):
+        return None  # not an outcome this version wrote
+    return None
+
+
 def _event_outcome(name: str, result: dict[str, Any]) -> Any:
     if result.get("timeout"):
         raise EventTimeout(name, result.get("deadline"))

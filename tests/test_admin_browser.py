@@ -150,6 +150,7 @@ def test_operator_finds_a_failed_run_reads_its_traceback_and_retries_it(
     assert set(rows.locator(".durable-badge").all_inner_texts()) == {"FAILED"}
 
     page.click(f"text={handle.id}")
+    page.wait_for_url(f"**/run/{handle.id}/change/**")
     traceback = page.locator(".durable-traceback").first
     assert traceback.is_visible()
     assert "RuntimeError: first attempt fails" in traceback.inner_text()
@@ -184,3 +185,87 @@ def test_a_viewer_sees_no_retry_button(browser, live_server, django_user_model):
     assert page.locator(".durable-actions").count() == 0
     page.goto(f"{live_server.url}/admin/django_durable/run/")
     assert page.locator("select[name=action]").count() == 0
+
+
+def open_sidebar_at_1400(browser, live_server, username):
+    page = log_in(browser, live_server, username)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'true')")
+    return page
+
+
+def test_breadcrumbs_are_styled_and_every_list_column_fits_beside_the_sidebars(
+    browser, live_server, django_user_model
+):
+    make_staff(django_user_model, "operator", "view_run", "send_event", "restart_run")
+    some_history()
+    waiting = Run.objects.get(job_name="tests.approval")
+    failed = Run.objects.get(job_name="tests.square")
+    page = open_sidebar_at_1400(browser, live_server, "operator")
+    pages = [
+        f"/admin/django_durable/run/{waiting.pk}/change/",
+        "/admin/django_durable/runoverview/",
+        f"/admin/django_durable/run/{waiting.pk}/actions/send_event/",
+        f"/admin/django_durable/run/{failed.pk}/actions/restart/",
+    ]
+    for path in pages:
+        page.goto(f"{live_server.url}{path}")
+        crumbs = page.locator(".breadcrumbs")
+        style = crumbs.evaluate(
+            "e => [getComputedStyle(e).backgroundColor, parseFloat(getComputedStyle(e).padding)]"
+        )
+        assert style[0] not in ("rgba(0, 0, 0, 0)", "transparent") and style[1] > 0, path
+        assert crumbs.locator("a", has_text="Home").is_visible(), path
+
+    page.goto(f"{live_server.url}/admin/django_durable/run/")
+    assert page.locator("#nav-sidebar").is_visible()
+    results = page.locator("#changelist .results")
+    # Nothing to scroll to: every column is within the visible part of the table.
+    assert results.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+    right = results.evaluate("e => e.getBoundingClientRect().right")
+    headers = page.locator("#result_list thead th")
+    assert headers.count() == 8  # the checkbox and seven columns
+    for i in range(headers.count()):
+        assert headers.nth(i).evaluate("e => e.getBoundingClientRect().right") <= right + 1
+
+
+def test_a_running_runs_page_shows_its_progress_move_without_a_reload(
+    browser, live_server, django_user_model, tmp_path
+):
+    make_staff(django_user_model, "viewer", "view_run")
+    flag = tmp_path / "release"
+    handle = jobs.ticks_until_released.enqueue(str(flag))
+    worker = WorkerProcess(tmp_path / "worker.log", "--burst")
+    try:
+        page = log_in(browser, live_server, "viewer")
+        url = f"{live_server.url}/admin/django_durable/run/{handle.id}/change/"
+        for _ in range(100):  # until the worker has claimed the run
+            page.goto(url)
+            if page.locator(".durable-header .durable-badge").inner_text().lower() == "running":
+                break
+            page.wait_for_timeout(100)
+        page.evaluate("window.notReloaded = true")
+        text = page.locator("#durable-progress-text")
+        page.wait_for_function(
+            "() => /tick \\d+/.test(document.getElementById('durable-progress-text').textContent)"
+        )
+        first = text.inner_text()
+        page.wait_for_function(
+            "first => document.getElementById('durable-progress-text').textContent !== first",
+            arg=first,
+            timeout=15_000,
+        )
+        assert page.evaluate("window.notReloaded === true")  # updated in place
+        assert page.locator("#durable-progress-row").is_visible()
+        # Once the run has left running, the page reloads itself to show the outcome.
+        with page.expect_navigation(timeout=15_000):
+            flag.touch()
+        assert worker.wait() == 0, worker.output
+        assert page.evaluate("window.notReloaded === undefined")
+        badge = page.locator(".durable-header .durable-badge")
+        assert badge.inner_text().lower() == "completed"
+        assert "run_live.js" not in page.content()  # a finished run's page does not poll
+    finally:
+        flag.touch()
+        if worker.process.poll() is None:
+            worker.kill()

@@ -7,13 +7,14 @@ other statuses are skipped and reported, never failed on.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from ..exceptions import RunNotFound
 from ..models import Run
@@ -81,12 +82,24 @@ ACTIONS = {
 
 
 class EventForm(forms.Form):
-    name = forms.CharField(max_length=255, help_text="The name the run waits for.")
+    name = forms.CharField(
+        max_length=255,
+        help_text="The name the run waits for.",
+        widget=forms.TextInput(attrs={"list": "durable-awaited-names", "autocomplete": "off"}),
+    )
     payload = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "cols": 60}),
         help_text="JSON; empty sends null.",
     )
+
+    def __init__(self, *args: Any, awaited: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.awaited = list(awaited)  # offered in the name's <datalist>
+        if self.awaited:
+            names = ", ".join(repr(name) for name in self.awaited[:5])
+            # Django renders help text as HTML: the names are escaped here.
+            self.fields["name"].help_text = format_html("Awaited by the selected runs: {}.", names)
 
     # send_event's own checks, here, so a refused value is reported on the form (not as a
     # skipped run or an error page).

@@ -8,8 +8,14 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.dateformat import format as format_date
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from ..models import Run
+from ..models import Run, Step
+from ..status import StepKind
+
+# Times on the run page and the overview: to the second, with the zone.
+EXACT_TIME = "%Y-%m-%d %H:%M:%S %Z"
 
 
 def duration(run: Run, now: datetime) -> timedelta | None:
@@ -53,4 +59,31 @@ def short_time(moment: datetime | None, now: datetime) -> str:
     local = timezone.localtime(moment)
     if local.date() == timezone.localtime(now).date():
         return format_date(local, "H:i:s")
-    return format_date(local, "M j, H:i")
+    return format_date(local, "M j, H:i:s")
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """How far ``moment`` is from ``now``: "3.2 s ago", "in 5.0 min"."""
+    if moment <= now:
+        return f"{format_duration(now - moment)} ago"
+    return f"in {format_duration(moment - now)}"
+
+
+def describe_wait(run: Run, waiting_step: Step | None) -> SafeString:
+    """What a waiting run waits for, in words: an event, children, a timer, a retry."""
+    waiting_for = run.waiting_for or {}
+    kind = waiting_step.kind if waiting_step else None
+    name = waiting_step.name if waiting_step else ""
+    if isinstance(waiting_for.get("event"), str):
+        return format_html("the event <code>{}</code>", waiting_for["event"])
+    children = waiting_for.get("children")
+    if isinstance(children, list):
+        count = len(children)
+        return format_html("{} child run{} to finish", count, "" if count == 1 else "s")
+    if waiting_for:  # a shape this version does not write: show it as it is
+        return format_html("<code>{}</code>", json.dumps(waiting_for, sort_keys=True))
+    if kind == StepKind.SLEEP:
+        return format_html("the end of the sleep <code>{}</code>", name)
+    if kind == StepKind.STEP:
+        return format_html("the next attempt of the step <code>{}</code>", name)
+    return format_html("{}", "its wake time" if run.wake_at else "nothing recorded")

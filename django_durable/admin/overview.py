@@ -173,6 +173,7 @@ class OverviewAdmin(ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
+            "cl": {"opts": self.opts},  # what Django's list template draws breadcrumbs from
             "title": "Durable runs: overview",
             "now": now,
             "statuses": [

@@ -9,19 +9,30 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from ..conf import durable_settings
 from ..models import Run, Step
-from ..status import RunStatus
+from ..status import FINISHED_STATUSES, RunStatus, StepStatus
+from ..waiting import journaled_error
 from . import database
 from .actions import ACTIONS, EventForm, RunAction, perform
-from .display import duration, format_duration, pretty_json, progress_percent, short_time
+from .display import (
+    describe_wait,
+    duration,
+    format_duration,
+    pretty_json,
+    progress_percent,
+    short_time,
+)
+from .event_names import awaited_names, name_warning
 from .filters import CreatedFilter, JobFilter, QueueFilter, ScheduleFilter
+from .live import LIVE_COLUMNS, POLL_INTERVAL_MS, live_state, progress_text
 from .pagination import CappedCountPaginator
 from .search import search_runs
 
@@ -37,23 +48,25 @@ else:
 
 
 class RunAdmin(ModelAdmin):
+    # Few, narrow columns: all of them fit beside both sidebars at 1400 px (the id breaks
+    # after its time part; progress and attempt sit under the status badge).
     list_display = (
-        "id",
+        "run_id",
         "status_badge",
-        "job_name",
-        "queue_name",
-        "progress_bar",
-        "attempt",
+        "job",
+        "queue",
         "created",
-        "started",
-        "finished",
+        "ran",
         "run_duration",
     )
-    list_display_links = ("id",)
+    list_display_links = ("run_id",)
     list_filter = ("status", JobFilter, QueueFilter, ScheduleFilter, CreatedFilter)
     # Search goes through get_search_results; the field list only turns the box on.
     search_fields = ("=id",)
-    search_help_text = "A run id or its first characters, an idempotency key or a concurrency key."
+    search_help_text = (
+        "A run id or its first characters, an idempotency or concurrency key, text in the"
+        " arguments, or name=value for a keyword argument."
+    )
     # Ids are UUIDv7: newest first through the primary key index, no sort.
     ordering = ("-id",)
     paginator = CappedCountPaginator
@@ -126,17 +139,40 @@ class RunAdmin(ModelAdmin):
         # The detail page links to a run's children as ?parent__id__exact=<id>.
         return lookup == "parent__id__exact" or super().lookup_allowed(lookup, value, request)
 
+    @admin.display(description="id", ordering="id")
+    def run_id(self, run: Run) -> str:
+        text = str(run.pk)
+        # A UUIDv7 begins with its creation time: break the line after that part.
+        return format_html("<span>{}</span><wbr><span>{}</span>", text[:19], text[19:])
+
+    @admin.display(description="job", ordering="job_name")
+    def job(self, run: Run) -> str:
+        # Break a dotted name only after its dots.
+        parts = run.job_name.split(".")
+        dotted = [
+            format_html("<span>{}{}</span>", part, "." if i < len(parts) - 1 else "")
+            for i, part in enumerate(parts)
+        ]
+        return format_html_join(mark_safe("<wbr>"), "{}", ((part,) for part in dotted))
+
+    @admin.display(description="queue", ordering="queue_name")
+    def queue(self, run: Run) -> str:
+        return run.queue_name
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, run: Run) -> str:
-        return format_html(
+        badge = format_html(
             '<span class="durable-badge durable-{}">{}</span>', run.status, run.get_status_display()
         )
+        attempt = format_html('<span class="durable-attempt">attempt {}</span>', run.attempt)
+        return format_html(
+            "{}{}{}", badge, self.progress_bar(run), attempt if run.attempt > 1 else ""
+        )
 
-    @admin.display(description="progress")
     def progress_bar(self, run: Run) -> str:
         percent = progress_percent(run.progress)
         if run.status != RunStatus.RUNNING or percent is None:
-            return "—"
+            return ""
         message = (run.progress or {}).get("message") or f"{percent:.0f}%"
         return format_html(
             '<span class="durable-progress" title="{}"><span style="width:{}%"></span></span>',
@@ -148,13 +184,14 @@ class RunAdmin(ModelAdmin):
     def created(self, run: Run) -> str:
         return short_time(run.created_at, timezone.now())
 
-    @admin.display(description="started")
-    def started(self, run: Run) -> str:
-        return short_time(run.started_at, timezone.now())
-
-    @admin.display(description="finished")
-    def finished(self, run: Run) -> str:
-        return short_time(run.finished_at, timezone.now())
+    @admin.display(description="started / finished")
+    def ran(self, run: Run) -> str:
+        now = timezone.now()
+        if run.started_at is None:
+            return "—"
+        return format_html(
+            "{}<br>{}", short_time(run.started_at, now), short_time(run.finished_at, now)
+        )
 
     @admin.display(description="duration")
     def run_duration(self, run: Run) -> str:
@@ -211,16 +248,28 @@ class RunAdmin(ModelAdmin):
         single: Run | None = None,
     ) -> HttpResponse | None:
         """The confirmation page (restart) or event form (send event), then the action."""
-        form = EventForm(request.POST if "apply" in request.POST else None)
+        legal = queryset.filter(status__in=action.rule.legal)
+        applying = "apply" in request.POST
+        awaited = awaited_names(legal) if action.name == "send_event" else []
+        form = EventForm(
+            request.POST if applying else None,
+            initial={"name": awaited[0]} if len(awaited) == 1 else {},
+            awaited=awaited,
+        )
+        warning = None
         if action.name == "send_event":
-            ready = "apply" in request.POST and form.is_valid()
-            arguments = (form.cleaned_data["name"], form.cleaned_data["payload"]) if ready else ()
+            ready = applying and form.is_valid()
+            name = form.cleaned_data["name"] if ready else ""
+            if ready:
+                warning = name_warning(legal, name, awaited)
+                # Sent once the operator saw the warning and sent the same name again.
+                ready = warning is None or request.POST.get("confirmed_name") == name
+            arguments = (name, form.cleaned_data["payload"]) if ready else ()
         else:
-            ready, arguments = "apply" in request.POST, ()
+            ready, arguments = applying, ()
         if ready:
             perform(self, request, action, queryset.iterator(), *arguments)
             return None
-        legal = queryset.filter(status__in=action.rule.legal)
         runs = list(legal.only(*self.list_columns)[:DETAIL_LIMIT])
         legal_count = legal.count() if len(runs) == DETAIL_LIMIT else len(runs)
         context = {
@@ -232,6 +281,8 @@ class RunAdmin(ModelAdmin):
             "action": action,
             "action_name": action_name,
             "form": form if action.name == "send_event" else None,
+            "name_warning": warning,
+            "confirmed_name": form.cleaned_data.get("name") if warning else "",
             "runs": runs,
             "legal_count": legal_count,
             "more_count": legal_count - len(runs),
@@ -239,6 +290,11 @@ class RunAdmin(ModelAdmin):
             "selected": [] if single else request.POST.getlist(ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "single": single,
+            # Django's run page (one run) or list template draws the breadcrumbs.
+            "base_template": "admin/change_form.html" if single else "admin/change_list.html",
+            "original": single,
+            "has_view_permission": True,
+            "cl": {"opts": self.opts},
             "media": self.media,
         }
         return TemplateResponse(
@@ -253,7 +309,23 @@ class RunAdmin(ModelAdmin):
             self.admin_site.admin_view(self.run_action_view),
             name="django_durable_run_action",
         )
-        return [action_url, *super().get_urls()]
+        live_url = path(
+            "<path:object_id>/live/",
+            self.admin_site.admin_view(self.run_live_view),
+            name="django_durable_run_live",
+        )
+        return [action_url, live_url, *super().get_urls()]
+
+    def run_live_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The status and progress the page of a running run polls for."""
+        try:
+            pk = Run._meta.pk.to_python(object_id)
+            run = self._runs(request).only(*LIVE_COLUMNS).get(pk=pk)
+        except (Run.DoesNotExist, ValidationError, ValueError):
+            raise Http404("no such run") from None
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        return JsonResponse(live_state(run))
 
     def run_action_view(self, request: HttpRequest, object_id: str, name: str) -> HttpResponse:
         action = ACTIONS.get(name)
@@ -298,13 +370,25 @@ class RunAdmin(ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": run,
+            "has_view_permission": True,  # checked above; Django's breadcrumbs link the list
             "title": f"{run.job_name} {run.pk}",
             "run": run,
             "args_json": pretty_json({"args": run.args, "kwargs": run.kwargs}),
             "output_json": pretty_json(run.output) if run.output is not None else None,
-            "errors": list(reversed(run.errors or [])),
+            # Not "errors": Django's change_form.html titles a page with errors "Error: ...".
+            "run_errors": list(reversed(run.errors or [])),
             "duration": format_duration(duration(run, now)),
             "progress_percent": progress_percent(run.progress),
+            "progress_text": progress_text(run.progress),
+            "live_url": reverse("admin:django_durable_run_live", args=[run.pk])
+            if run.status == RunStatus.RUNNING
+            else None,
+            "poll_interval": POLL_INTERVAL_MS,
+            # A finished run's progress is what it last reported, not where it is.
+            "progress_stale": run.status in FINISHED_STATUSES,
+            "waiting_for": describe_wait(
+                run, next((s for s in steps if s.status == StepStatus.WAITING), None)
+            ),
             "timeline": timeline(steps, run, now),
             "logs": logs[:DETAIL_LIMIT],
             "more_logs": len(logs) > DETAIL_LIMIT,
@@ -352,9 +436,21 @@ def timeline(steps: list[Step], run: Run, now: datetime) -> list[dict[str, Any]]
         step_duration = (
             step.finished_at - step.started_at if step.started_at and step.finished_at else None
         )
+        raised = None
+        if step.status == StepStatus.COMPLETED:
+            raised = journaled_error(step.kind, step.name, step.result)
+        failed = step.status == StepStatus.FAILED or raised is not None
         rows.append(
             {
                 "step": step,
+                # Completed in the journal, yet it raised in the job (children failed, an
+                # event timed out): drawn as the operation that failed.
+                "raised": {"type": type(raised).__name__, "message": str(raised)}
+                if raised
+                else None,
+                "failed_children": getattr(raised, "failures", []),
+                "shown_status": StepStatus.FAILED if failed else step.status,
+                "shown_label": "Raised" if raised else step.get_status_display(),
                 "offset": f"{offset:.2f}",
                 "width": f"{width:.2f}",
                 "duration": format_duration(step_duration),

@@ -233,6 +233,18 @@ class StorageConformance:
         record = storage.get_run(claimed.run.id)
         assert record is not None and record.progress == {"done": 1}
 
+    def test_a_checkpoint_of_progress_alone_is_fenced(self, storage: Storage) -> None:
+        # What ctx.progress() writes while a step runs: nothing but the run's progress.
+        storage.enqueue(new_run())
+        claimed = self.claim_one(storage)
+        storage.checkpoint(claimed.lease, Checkpoint(progress={"done": 2}))
+        forged = Lease(run_id=claimed.run.id, token=uuid.uuid4(), owner="w1")
+        with pytest.raises(LeaseLost):
+            storage.checkpoint(forged, Checkpoint(progress={"done": 3}))
+        record = storage.get_run(claimed.run.id)
+        assert record is not None and record.progress == {"done": 2}
+        assert storage.load_journal(claimed.run.id) == []
+
     def test_checkpoint_can_replace_a_failed_entry(self, storage: Storage) -> None:
         storage.enqueue(new_run())
         claimed = self.claim_one(storage)

@@ -314,3 +314,18 @@ def tick(ctx, label="tick", pause=0.0):
     if pause:
         ctx.step("pause", lambda: time.sleep(pause))
     return {"label": label, "scheduled_at": ctx.scheduled_at and ctx.scheduled_at.isoformat()}
+
+
+@job(name="tests.ticks_until_released")
+def ticks_until_released(ctx, flag):
+    """One long step that reports progress until the file ``flag`` exists."""
+
+    def ticks():
+        tick = 0
+        while not os.path.exists(flag):
+            tick += 1
+            ctx.progress(tick, None, f"tick {tick}")
+            time.sleep(0.05)
+        return tick
+
+    return ctx.step("ticks", ticks)

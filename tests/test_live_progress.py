@@ -1,0 +1,166 @@
+"""Progress reported inside a long step is written while the step runs (fenced, at most
+about once a second), and the page of a running run shows it without a reload."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from django_durable import RunStatus, cancel_run, context, job
+from django_durable.models import Run, Step
+from django_durable.storage import get_storage
+from django_durable.testing import InMemoryStorage, run_until_idle, use_storage
+from django_durable.testing.factories import RunFactory
+from tests.testapp import jobs
+from tests.workers import WorkerProcess, wait_until
+
+# What each step body saw in storage right after each ctx.progress() call.
+seen: list[object] = []
+
+
+def stored_progress(ctx):
+    record = get_storage().get_run(ctx.run_id)
+    return record.progress if record else None
+
+
+@job(name="tests.live.counts")
+def counts(ctx, n, atomic=False):
+    def body():
+        for i in range(1, n + 1):
+            ctx.progress(i, n)
+            seen.append(stored_progress(ctx))
+        return n
+
+    ctx.progress(0, n, "before the step")  # outside a step: with the next checkpoint
+    seen.append(stored_progress(ctx))
+    return ctx.step("count", body, atomic=atomic)
+
+
+@job(name="tests.live.cancelled_meanwhile")
+def cancelled_meanwhile(ctx):
+    def body():
+        cancel_run(ctx.run_id)
+        ctx.progress(1, 2)  # its write meets the cancel request: not the step's failure
+        return "step finished"
+
+    ctx.step("cancelled", body)
+    ctx.step("never", lambda: "never")
+
+
+@pytest.fixture
+def memory():
+    seen.clear()
+    with use_storage(InMemoryStorage()) as storage:
+        yield storage
+
+
+def progress(done, total):
+    return {"done": done, "total": total, "message": ""}
+
+
+def test_progress_in_a_step_is_stored_at_once_then_at_most_each_interval(memory, monkeypatch):
+    monkeypatch.setattr(context, "PROGRESS_INTERVAL", 3600.0)
+    handle = counts.enqueue(3)
+    run_until_idle()
+    # Outside the step: buffered. In it: the first value at once, the rest throttled.
+    assert seen == [None, progress(1, 3), progress(1, 3), progress(1, 3)]
+    # The last value came with the step's checkpoint.
+    assert memory.get_run(handle.id).progress == progress(3, 3)
+
+
+def test_with_no_interval_every_value_is_stored(memory, monkeypatch):
+    monkeypatch.setattr(context, "PROGRESS_INTERVAL", 0.0)
+    counts.enqueue(3)
+    run_until_idle()
+    assert seen == [None, progress(1, 3), progress(2, 3), progress(3, 3)]
+
+
+def test_an_atomic_steps_progress_waits_for_its_commit(memory, monkeypatch):
+    monkeypatch.setattr(context, "PROGRESS_INTERVAL", 0.0)
+    handle = counts.enqueue(2, atomic=True)
+    run_until_idle()
+    assert seen == [None, None, None]
+    assert memory.get_run(handle.id).progress == progress(2, 2)
+
+
+def test_a_refused_progress_write_does_not_fail_the_step(memory):
+    handle = cancelled_meanwhile.enqueue()
+    run_until_idle()
+    record = memory.get_run(handle.id)
+    assert record.status == RunStatus.CANCELLED
+    assert [step.name for step in memory.load_journal(handle.id)] == ["cancelled"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workers_long_step_shows_its_progress_before_it_ends(tmp_path):
+    flag = tmp_path / "release"
+    handle = jobs.ticks_until_released.enqueue(str(flag))
+    worker = WorkerProcess(tmp_path / "worker.log", "--burst")
+    try:
+
+        def progress_done():
+            return (Run.objects.get(pk=handle.id).progress or {}).get("done") or 0
+
+        wait_until(lambda: progress_done() >= 1, what="progress from inside the step")
+        first = progress_done()
+        # Throttled, not frozen: a later value arrives while the step still runs.
+        wait_until(lambda: progress_done() > first, what="a second progress write")
+        run = Run.objects.get(pk=handle.id)
+        assert run.status == RunStatus.RUNNING
+        assert not Step.objects.filter(run_id=handle.id).exists()  # the step has not ended
+        flag.touch()
+        assert worker.wait() == 0, worker.output
+    finally:
+        flag.touch()
+        if worker.process.poll() is None:
+            worker.kill()
+    run = Run.objects.get(pk=handle.id)
+    assert run.status == RunStatus.COMPLETED
+    assert run.progress == {"done": run.output, "total": None, "message": f"tick {run.output}"}
+
+
+# -- the JSON the run page polls ----------------------------------------------------------
+
+
+def live_url(run_id):
+    return reverse("admin:django_durable_run_live", args=[run_id])
+
+
+@pytest.mark.django_db
+def test_the_live_json_gives_status_progress_and_duration(client, django_user_model):
+    user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_run"))
+    client.force_login(user)
+    run = RunFactory(
+        status=RunStatus.RUNNING,
+        started_at=timezone.now() - timedelta(seconds=5),
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+        progress={"done": 3, "total": 4, "message": "<script>alert(1)</script>"},
+    )
+    response = client.get(live_url(run.pk))
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+    state = json.loads(response.content)
+    assert state["status"] == "running" and state["running"] is True
+    assert state["progress_percent"] == 75.0
+    assert state["progress_text"] == "3 / 4 <script>alert(1)</script>"  # set as text
+    assert state["duration"].endswith(" s")
+    page = client.get(reverse("admin:django_durable_run_change", args=[run.pk])).content
+    assert b"django_durable/run_live.js" in page and live_url(run.pk).encode() in page
+    assert b"<script>alert(1)" not in page
+    done = RunFactory(completed=True)
+    page = client.get(reverse("admin:django_durable_run_change", args=[done.pk])).content
+    assert b"run_live.js" not in page  # nothing to watch
+    assert client.get(live_url("not-a-uuid")).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_live_json_needs_the_view_permission(client, django_user_model):
+    run = RunFactory(status=RunStatus.RUNNING)
+    assert client.get(live_url(run.pk)).status_code == 302  # to the admin's login
+    user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(user)
+    assert client.get(live_url(run.pk)).status_code == 403
