@@ -269,3 +269,33 @@ def test_a_running_runs_page_shows_its_progress_move_without_a_reload(
         flag.touch()
         if worker.process.poll() is None:
             worker.kill()
+
+
+def test_a_schedule_is_created_in_the_admin_after_a_cron_the_form_refuses(
+    browser, live_server, django_user_model
+):
+    from django_durable.models import Schedule
+
+    make_staff(django_user_model, "planner", "view_schedule", "add_schedule", "change_schedule")
+    page = log_in(browser, live_server, "planner")
+    page.goto(f"{live_server.url}/admin/django_durable/schedule/add/")
+    page.fill("#id_name", "nightly report")
+    page.fill("#id_job_name", jobs.tick.name)
+    page.fill("#id_cron", "61 * * * *")
+    page.fill("#id_timezone", "Europe/Paris")
+    page.click("input[name=_continue]")
+    error = page.locator(".errornote, .errorlist").first
+    assert "invalid cron" in page.locator(".errorlist").all_inner_texts()[0]
+    assert error.is_visible()
+    assert not Schedule.objects.exists()
+    page.fill("#id_cron", "30 2 * * *")
+    page.click("input[name=_continue]")
+    page.wait_for_selector("text=Next 5 fire times")
+    assert page.locator("text=02:30:00").count() >= 5
+    schedule = Schedule.objects.get(name="nightly report")
+    assert (schedule.cron, schedule.timezone, schedule.from_code) == (
+        "30 2 * * *",
+        "Europe/Paris",
+        False,
+    )
+    page.close()

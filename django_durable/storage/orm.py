@@ -44,6 +44,7 @@ from .fenced import FencedWriter, storage_errors
 from .leases import CLEAR_LEASE
 from .lifecycle import Ending, cancel, ended, lock_parents, restart, retry
 from .own_writes import own_transaction, own_write, own_write_method, storage_error
+from .prune import Pruned, delete_rows
 from .waits import FencedRunTransaction, new_run_row, send_event, suspend_changes
 from .workers import worker_seen, worker_stopped
 
@@ -120,6 +121,11 @@ class ORMStorage:
         queues = {row.queue_name for row in rows if row.status == RunStatus.PENDING}
         announce(self.alias, queues)  # one NOTIFY for the lot, when the caller commits
         return [run_record(row) for row in rows]
+
+    def delete_runs(self, ids: list[uuid.UUID], *, nested: bool) -> Pruned:
+        """Delete finished runs with their journal, logs, events, slots and ticks, in the
+        caller's transaction (pruning: ``prune.py`` chose them)."""
+        return delete_rows(self.alias, ids, nested=nested)
 
     def _announce(self, run: Run) -> None:
         if run.status == RunStatus.PENDING:

@@ -194,11 +194,21 @@ def _delete(alias: str, ids: list[uuid.UUID], *, nested: bool, dry_run: bool) ->
             logs=RunLog.objects.using(alias).filter(run_id__in=ids).count(),
             events=RunEvent.objects.using(alias).filter(run_id__in=ids).count(),
         )
-    # Their journal, logs, events, key slots and schedule ticks go with them, in this
-    # transaction. Each table is one DELETE: Django's cascade would load every run first.
+    from . import storage_for  # the storage package imports this module's neighbours
+
+    return storage_for(alias).delete_runs(ids, nested=nested)
+
+
+# Rows that belong to a run and go with it, in this order, before the run itself.
+BELONGING = (Step, RunLog, RunEvent, ConcurrencySlot, ScheduleTick)
+
+
+def delete_rows(alias: str, ids: list[uuid.UUID], *, nested: bool) -> Pruned:
+    """Delete these runs and what belongs to them, in the caller's transaction. Each
+    table is one DELETE: Django's cascade would load every run first."""
     counts = [
         model._default_manager.using(alias).filter(run_id__in=ids)._raw_delete(alias)
-        for model in (Step, RunLog, RunEvent, ConcurrencySlot, ScheduleTick)
+        for model in BELONGING
     ]
     runs = Run.objects.using(alias).filter(pk__in=ids)
     if nested:  # MariaDB checks each deleted row's parent, so children let go first

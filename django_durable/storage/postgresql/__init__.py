@@ -14,8 +14,10 @@ from django.utils import timezone
 
 from ..base import ClaimedRun
 from ..orm import ORMStorage
+from ..prune import Pruned
 from .claim import claim_postgresql
 from .fenced import PostgresFencedWriter
+from .prune import delete_rows
 
 
 class PostgresStorage(ORMStorage):
@@ -42,3 +44,6 @@ class PostgresStorage(ORMStorage):
             limit=limit,
             timeouts=timeouts or {},
         )
+
+    def delete_runs(self, ids: list[uuid.UUID], *, nested: bool) -> Pruned:
+        return delete_rows(self.alias, ids)
