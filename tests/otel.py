@@ -39,6 +39,7 @@ def export_to(path):
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(FileExporter(path)))
     trace.set_tracer_provider(provider)
+    return provider
 
 
 def spans(path):

@@ -18,8 +18,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def spans_file(tmp_path_factory):
     """Where this process's spans go, and the worker's: one provider per process."""
     path = tmp_path_factory.mktemp("otel") / "spans.jsonl"
-    otel.export_to(path)
-    return path
+    provider = otel.export_to(path)
+    yield path
+    # The global provider cannot be unset: stop it exporting the rest of the session.
+    provider.shutdown()
 
 
 def test_a_run_continues_the_trace_it_was_enqueued_in_across_processes(spans_file, tmp_path):
