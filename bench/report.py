@@ -222,10 +222,6 @@ enqueued at {prune["rate"]:.0f}/s.
 """
 
 
-def _met(met: bool) -> str:
-    return "**met**" if met else "**missed**"
-
-
 def page(results: dict, table: str) -> str:
     machine = results["machine"]
     return f"""# Benchmarks
