@@ -284,9 +284,9 @@ def test_a_schedule_is_created_in_the_admin_after_a_cron_the_form_refuses(
     page.fill("#id_cron", "61 * * * *")
     page.fill("#id_timezone", "Europe/Paris")
     page.click("input[name=_continue]")
-    error = page.locator(".errornote, .errorlist").first
-    assert "invalid cron" in page.locator(".errorlist").all_inner_texts()[0]
-    assert error.is_visible()
+    page.wait_for_selector(".errorlist")
+    assert "invalid cron" in " ".join(page.locator(".errorlist").all_inner_texts())
+    assert page.locator(".errornote").is_visible()
     assert not Schedule.objects.exists()
     page.fill("#id_cron", "30 2 * * *")
     page.click("input[name=_continue]")

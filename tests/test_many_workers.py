@@ -106,11 +106,15 @@ def test_drain_survives_a_worker_killed_every_few_seconds(tmp_path):
 
 
 def test_runs_sharing_a_concurrency_key_never_overlap(tmp_path):
-    with transaction.atomic():
-        handles = [jobs.keyed.using(concurrency_key="account-7").enqueue() for _ in range(50)]
-        unrelated = [jobs.keyed.enqueue() for _ in range(20)]
     workers = start_workers(tmp_path)
     try:
+        # Every worker up before the runs exist: on a loaded machine the first one to
+        # boot could otherwise run all of them alone, and prove nothing about the key.
+        for worker in workers:
+            wait_until(lambda w=worker: "event=started" in w.output, what="the workers")
+        with transaction.atomic():
+            handles = [jobs.keyed.using(concurrency_key="account-7").enqueue() for _ in range(50)]
+            unrelated = [jobs.keyed.enqueue() for _ in range(20)]
         wait_until(lambda: unfinished() == 0, timeout=120, what="the keyed runs")
     finally:
         stop_all(workers)
