@@ -39,7 +39,18 @@ WHEEL_MUST_HAVE = [
     "django_durable/migrations/0001_initial.py",
 ]
 # Django, its dependencies, ours, and what a venv starts with: no extras, no dev tools.
-CLEAN_VENV = {"django", "asgiref", "sqlparse", "tzdata", "django-durable-runs", "pip", "setuptools"}
+# Django's, ours, and croniter (schedules) with python-dateutil, which it needs.
+CLEAN_VENV = {
+    "django",
+    "asgiref",
+    "sqlparse",
+    "tzdata",
+    "croniter",
+    "python-dateutil",
+    "django-durable-runs",
+    "pip",
+    "setuptools",
+}
 SDIST_MUST_NOT_HAVE = ["example_project/", "tests/", "docs/", "bench/", ".ci/", "build/"]
 
 JOBS = """\
