@@ -12,7 +12,7 @@ from typing import Literal, cast
 from django.conf import settings
 
 from .retention import DEFAULT as DEFAULT_RETENTION
-from .retention import Policy, project_policy
+from .retention import Policy, parse
 
 DEFAULTS: dict[str, object] = {
     # Database alias holding every django_durable table. Enqueue joins the caller's
@@ -125,8 +125,9 @@ class DurableSettings:
 
     @property
     def RETENTION(self) -> Policy:
-        """The project's policy, every finished status filled in (see ``retention.py``)."""
-        return project_policy()
+        """The project's policy, every finished status filled in (see ``retention.py``);
+        ``TypeError``/``ValueError`` for a bad one (the system checks report it)."""
+        return parse(self.raw("RETENTION"), 'DURABLE["RETENTION"]', base=DEFAULT_RETENTION)
 
     @property
     def PRUNE_BATCH_SIZE(self) -> int:

@@ -17,7 +17,7 @@ from .exceptions import JobNotRegistered
 from .handles import RunHandle
 from .payloads import check_name, stored_args, stored_kwargs
 from .retention import DEFAULT as DEFAULT_RETENTION
-from .retention import RetentionSpec, job_policy
+from .retention import Policy, RetentionSpec, job_policy
 from .retry import RetryPolicy
 from .storage import get_storage, on_commit
 from .storage.base import NewRun
@@ -168,7 +168,7 @@ class Job:
             tracing.set_message_id(span, record.id)
         handle = RunHandle.from_record(record, created=created)
         if created:
-            on_commit(storage, lambda: signals.run_enqueued.send_robust(sender=Job, run=handle))
+            on_commit(storage, lambda: signals.send_handle_signal(signals.run_enqueued, handle))
         return handle
 
     def enqueue_many(self, kwargs_list: Iterable[dict[str, Any]]) -> list[RunHandle]:
@@ -211,7 +211,7 @@ class Job:
 
         def announce() -> None:
             for handle in handles:
-                signals.run_enqueued.send_robust(sender=Job, run=handle)
+                signals.send_handle_signal(signals.run_enqueued, handle)
 
         on_commit(storage, announce)
         return handles
@@ -309,6 +309,15 @@ def get_job(name: str) -> Job:
 def registered_jobs() -> dict[str, Job]:
     """A copy of the registry: job name -> Job."""
     return dict(_registry)
+
+
+def job_retention_policies(project: Policy) -> dict[str, Policy]:
+    """The policies of registered jobs declared with their own ``retention``."""
+    return {
+        name: job_policy(job.retention, project)
+        for name, job in _registry.items()
+        if job.retention is not None
+    }
 
 
 def job_timeouts(jobs: Mapping[str, Job]) -> dict[str, float]:

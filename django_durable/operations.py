@@ -9,7 +9,7 @@ from . import signals
 from .exceptions import InvalidEventName
 from .handles import RunHandle, get_run, parse_run_id
 from .payloads import check_name, to_json
-from .runner import send_run_signal
+from .signals import send_run_signal
 from .status import RunStatus
 from .storage import get_storage, on_commit
 

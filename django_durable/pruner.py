@@ -12,7 +12,7 @@ import random
 import time
 
 from .conf import durable_settings
-from .retention import job_policies, project_policy
+from .jobs import job_retention_policies
 from .storage import get_storage
 from .storage.prune import Pruning, prune_batch
 from .storage.workers import worker_pruned
@@ -37,8 +37,8 @@ class Pruner:
         if now < self.next_at:
             return
         if self.pass_ is None:
-            project = project_policy()
-            self.pass_ = Pruning(default=project, jobs=job_policies(project))
+            project = durable_settings.RETENTION
+            self.pass_ = Pruning(default=project, jobs=job_retention_policies(project))
         batch_size = durable_settings.PRUNE_BATCH_SIZE
         started = time.monotonic()
         pruned = prune_batch(

@@ -48,27 +48,9 @@ def parse(value: Any, parameter: str, *, base: Policy) -> Policy:
     return policy
 
 
-def project_policy() -> Policy:
-    """The policy of ``DURABLE["RETENTION"]`` (checked at startup by the system checks)."""
-    from .conf import durable_settings
-
-    return parse(durable_settings.raw("RETENTION"), 'DURABLE["RETENTION"]', base=DEFAULT)
-
-
 def job_policy(job_retention: Any, project: Policy) -> Policy:
     """The policy of a job declared with ``@job(retention=...)``; ``None`` follows the
     project's."""
     if job_retention is None:
         return project
     return parse(job_retention, "retention", base=project)
-
-
-def job_policies(project: Policy) -> dict[str, Policy]:
-    """The policies of registered jobs declared with their own ``retention``."""
-    from .jobs import registered_jobs
-
-    return {
-        name: job_policy(job.retention, project)
-        for name, job in registered_jobs().items()
-        if job.retention is not None
-    }

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from . import signals, tracing
 from .atomic import AtomicLeases
 from .conf import durable_settings
-from .context import RunContext, describe_error
+from .context import RunContext
 from .exceptions import (
     LeaseLost,
     MalformedRun,
@@ -21,10 +20,11 @@ from .exceptions import (
     Suspended,
     WorkerStopping,
 )
-from .handles import RunHandle
 from .jobs import Job
+from .journal import Journal, describe_error
 from .malformed import describe_stored, error_history, report_malformed
 from .payloads import to_json
+from .signals import send_run_signal
 from .status import RunStatus
 from .storage.base import Checkpoint, ClaimedRun, Lease, RunRecord, Storage, StorageBusy
 
@@ -71,26 +71,27 @@ def _execute(
             report_malformed(run.id, problem, "failed")
         return result
     try:
-        journal = [] if claimed.fresh else storage.load_journal(run.id)
+        entries = [] if claimed.fresh else storage.load_journal(run.id)
     except RunAbandoned as abandoned:
         return _abandon(storage, claimed, abandoned, Checkpoint())
-    ctx = RunContext(
+    journal = Journal(
         storage,
         claimed,
-        journal,
+        entries,
         log_buffer_size=durable_settings.LOG_BUFFER_SIZE,
         before_operation=before_operation,
         atomic_leases=atomic_leases,
     )
     send_run_signal(signals.run_started, run.id, storage)
     try:
-        output = to_json(job.func(ctx, *run.args, **run.kwargs), "the output", owner=run.job_name)
+        returned = job.func(RunContext(journal), *run.args, **run.kwargs)
+        output = to_json(returned, "the output", owner=run.job_name)
     except RunAbandoned as abandoned:
-        return _abandon(storage, claimed, abandoned, ctx.take_pending())
+        return _abandon(storage, claimed, abandoned, journal.take_pending())
     except WorkerStopping:
-        return _release(storage, claimed, ctx)
+        return _release(storage, claimed, journal)
     except RunCancelled:
-        ended = _end_outside_job(storage, claimed, ctx, storage.finish_cancelled, "cancelled")
+        ended = _end_outside_job(storage, claimed, journal, storage.finish_cancelled, "cancelled")
         if ended:
             send_run_signal(signals.run_cancelled, run.id, storage)
             return RunStatus.CANCELLED
@@ -109,13 +110,13 @@ def _execute(
     # threads, where a worker's Ctrl-C never lands): they fail the run. Left to propagate,
     # they would end the slot thread and wedge the worker with a run it no longer executes.
     except (Exception, RunTimedOut, SystemExit, KeyboardInterrupt) as error:
-        return _record_failure(storage, claimed, job, ctx, error, began)
-    pending = ctx.take_pending()
+        return _record_failure(storage, claimed, job, journal, error, began)
+    pending = journal.take_pending()
     try:
         storage.complete(claimed.lease, output, pending)
     except RunAbandoned as abandoned:
         return _abandon(storage, claimed, abandoned, pending)
-    ctx.announce(pending)
+    journal.announce(pending)
     logger.info(
         "run=%s job=%s attempt=%s outcome=completed duration=%.3f",
         run.id,
@@ -131,32 +132,32 @@ def _record_failure(
     storage: Storage,
     claimed: ClaimedRun,
     job: Job,
-    ctx: RunContext | None,
+    journal: Journal | None,
     error: BaseException,
     began: float,
 ) -> RunStatus | None:
-    """Store the failure with the job's buffered writes (``ctx`` is None when the job
+    """Store the failure with the job's buffered writes (``journal`` is None when the job
     was never called); another attempt follows if the job's retry policy asks for one."""
     run = claimed.run
     retry_delay: float | None = None
     # Neither a changed job, a passed deadline nor a malformed row gets better on
     # another attempt.
-    replay_safe = ctx is not None and not (
-        ctx.nondeterministic or isinstance(error, (NonDeterminismError, RunTimedOut))
+    replay_safe = journal is not None and not (
+        journal.nondeterministic or isinstance(error, (NonDeterminismError, RunTimedOut))
     )
     if replay_safe and job.retry is not None and job.retry.should_retry(run.attempt, error):
         retry_delay = job.retry.delay(run.attempt).total_seconds()
     history, problem = error_history(run.errors)
     errors = [*history, describe_error(error, run.attempt)]
-    pending = Checkpoint() if ctx is None else ctx.take_pending()
+    pending = Checkpoint() if journal is None else journal.take_pending()
     try:
         storage.fail(claimed.lease, errors=errors, checkpoint=pending, retry_delay=retry_delay)
     except RunAbandoned as abandoned:
         return _abandon(storage, claimed, abandoned, pending)
     if problem is not None:
         report_malformed(run.id, problem, "errors_replaced")
-    if ctx is not None:
-        ctx.announce(pending)
+    if journal is not None:
+        journal.announce(pending)
     outcome = "failed" if retry_delay is None else "retrying"
     logger.log(
         logging.ERROR if retry_delay is None else logging.WARNING,
@@ -222,9 +223,9 @@ def _abandon(
     return RunStatus.PENDING
 
 
-def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatus | None:
+def _release(storage: Storage, claimed: ClaimedRun, journal: Journal) -> RunStatus | None:
     released = _end_outside_job(
-        storage, claimed, ctx, storage.release, "released reason=worker_stopping"
+        storage, claimed, journal, storage.release, "released reason=worker_stopping"
     )
     return RunStatus.PENDING if released else None
 
@@ -232,27 +233,19 @@ def _release(storage: Storage, claimed: ClaimedRun, ctx: RunContext) -> RunStatu
 def _end_outside_job(
     storage: Storage,
     claimed: ClaimedRun,
-    ctx: RunContext,
+    journal: Journal,
     write: Callable[[Lease, Checkpoint], None],
     outcome: str,
 ) -> bool:
     """Write the run's buffered checkpoint with ``write`` (release, cancel); False if this
     worker had to abandon the run instead."""
-    pending = ctx.take_pending()
+    pending = journal.take_pending()
     try:
         write(claimed.lease, pending)
     except RunAbandoned as abandoned:
         _abandon(storage, claimed, abandoned, pending)
         return False
-    ctx.announce(pending)
+    journal.announce(pending)
     run = claimed.run
     logger.info("run=%s job=%s attempt=%s outcome=%s", run.id, run.job_name, run.attempt, outcome)
     return True
-
-
-def send_run_signal(signal: Any, run_id: Any, storage: Storage) -> None:
-    # Building the handle costs a query, so only when someone listens.
-    if signal.has_listeners():
-        record = storage.get_run(run_id)
-        if record is not None:
-            signal.send_robust(sender=Job, run=RunHandle.from_record(record))

@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from . import signals
 from .conf import durable_settings
-from .runner import send_run_signal
+from .signals import send_run_signal
 from .storage.base import Storage
 
 logger = logging.getLogger("django_durable")

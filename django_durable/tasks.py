@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from . import signals
 from .conf import durable_settings
-from .context import RunContext
+from .context import RunContext, journal_of
 from .durations import optional_timedelta
 from .exceptions import InvalidRunId, RunNotFound
 from .handles import RunHandle, get_run
@@ -226,7 +226,7 @@ def _job_function(task: Task[..., Any]) -> Callable[..., Any]:
 
     def run_task(ctx: RunContext, *args: Any, **kwargs: Any) -> Any:
         # Stored at once, so a crash later in this execution still leaves its worker named.
-        ctx.store_log_now(logging.INFO, f"{EXECUTED_BY}{ctx.worker_id}")
+        journal_of(ctx).store_log_now(logging.INFO, f"{EXECUTED_BY}{ctx.worker_id}")
         result = _result(task, get_run(ctx.run_id), executions=_executions(ctx.run_id))
         task_started.send(sender=type(task.get_backend()), task_result=result)
         if task.takes_context:

@@ -11,19 +11,17 @@ an event and finishing a child, so no wake-up is lost.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .durations import optional_timedelta, to_timedelta
 from .exceptions import ChildRunFailed, EventTimeout, Suspended
+from .jobs import Job
+from .journal import Journal, describe_error
 from .status import FINISHED_STATUSES, RunStatus, StepKind, StepStatus
-from .storage.base import Checkpoint, FencedTransaction, StepRecord
-
-if TYPE_CHECKING:
-    from .context import RunContext
-    from .jobs import Job
+from .storage.base import Checkpoint, FencedTransaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +36,22 @@ class ChildHandle:
 class _Operation:
     """One waiting operation at its journal position: resolve it, or park the run on it."""
 
-    ctx: RunContext
+    journal: Journal
     position: int
     kind: StepKind
     name: str
     started: datetime | None
 
     def entry(self, status: StepStatus, result: Any) -> Checkpoint:
-        entry = self.ctx._entry(
-            self.position, self.name, status, result, None, 1, self.started, kind=self.kind
+        entry = self.journal.entry(
+            position=self.position,
+            name=self.name,
+            status=status,
+            result=result,
+            started=self.started,
+            kind=self.kind,
         )
-        return _with_entry(self.ctx, entry, self.position)
+        return self.journal.with_entry(entry)
 
     def resolve(self, tx: FencedTransaction, result: Any) -> Checkpoint:
         batch = self.entry(StepStatus.COMPLETED, result)
@@ -71,123 +74,108 @@ class _Operation:
 # -- sleep ---------------------------------------------------------------------------
 
 
-def sleep(ctx: RunContext, name: str, delay: timedelta | float) -> None:
+def sleep(journal: Journal, name: str, delay: timedelta | float) -> None:
     """Pause the run for ``delay`` (a timedelta or seconds) without holding a worker.
 
     The wake time is computed once, from the database clock, and journaled. A delay that
     is not a duration is a ``TypeError`` here, a negative one a ``ValueError``.
     """
     delta = to_timedelta(delay, f"the delay of ctx.sleep({name!r})")
-    _sleep(ctx, name, lambda now: now + delta)
+    _sleep(journal, name, lambda now: now + delta)
 
 
-def sleep_until(ctx: RunContext, name: str, when: datetime) -> None:
+def sleep_until(journal: Journal, name: str, when: datetime) -> None:
     """Pause the run until ``when`` (timezone-aware) without holding a worker."""
     if not isinstance(when, datetime):
         raise TypeError(f"ctx.sleep_until({name!r}) needs a timezone-aware datetime, got {when!r}")
     if when.tzinfo is None:
         raise ValueError("sleep_until needs a timezone-aware datetime")
-    _sleep(ctx, name, lambda now: when)
+    _sleep(journal, name, lambda now: when)
 
 
-def _sleep(ctx: RunContext, name: str, wake_time: Any) -> None:
-    position, recorded = ctx._begin(StepKind.SLEEP, name)
+def _sleep(journal: Journal, name: str, wake_time: Callable[[datetime], datetime]) -> None:
+    position, recorded = journal.begin(StepKind.SLEEP, name)
     if recorded is not None:
         if recorded.status == StepStatus.WAITING:
             until = datetime.fromisoformat(recorded.result["until"])
-            if ctx._storage.now() < until:  # woken early (a retry after a cancel): sleep on
-                ctx._guard()
-                batch = ctx._pending.copy()
-                ctx._storage.suspend(ctx._lease, batch, wake_at=until)
-                _written(ctx, batch)
+            if journal.now() < until:  # woken early (a retry after a cancel): sleep on
+                journal.guard()
+                journal.suspend(journal.buffered(), wake_at=until)
                 raise Suspended(f"sleeping until {until.isoformat()}")
             # Woken by its timer: mark it done.
-            ctx._buffer(
-                ctx._entry(
-                    position,
-                    name,
-                    StepStatus.COMPLETED,
-                    recorded.result,
-                    None,
-                    1,
-                    recorded.started_at,
+            journal.buffer(
+                journal.entry(
+                    position=position,
+                    name=name,
+                    status=StepStatus.COMPLETED,
+                    result=recorded.result,
+                    started=recorded.started_at,
                     kind=StepKind.SLEEP,
-                ),
-                replacing=True,
+                )
             )
         return
-    ctx._guard()
-    now = ctx._storage.now()
+    journal.guard()
+    now = journal.now()
     until = wake_time(now)
     result = {"until": until.isoformat()}
-    if until <= now:
-        ctx._buffer(
-            ctx._entry(
-                position, name, StepStatus.COMPLETED, result, None, 1, now, kind=StepKind.SLEEP
-            ),
-            replacing=False,
-        )
-        return
-    entry = ctx._entry(
-        position, name, StepStatus.WAITING, result, None, 1, now, kind=StepKind.SLEEP
+    status = StepStatus.COMPLETED if until <= now else StepStatus.WAITING
+    entry = journal.entry(
+        position=position, name=name, status=status, result=result, started=now, kind=StepKind.SLEEP
     )
-    batch = _with_entry(ctx, entry, position)
-    ctx._storage.suspend(ctx._lease, batch, wake_at=until)
-    _written(ctx, batch)
+    if status == StepStatus.COMPLETED:
+        journal.buffer(entry)
+        return
+    journal.suspend(journal.with_entry(entry), wake_at=until)
     raise Suspended(f"sleeping until {until.isoformat()}")
 
 
 def park_step_retry(
-    ctx: RunContext,
+    journal: Journal,
     position: int,
     name: str,
     attempts: int,
-    started: Any,
+    started: datetime,
     error: BaseException,
     delay: float,
 ) -> None:
     """Journal the step as waiting for its next attempt and park the run until then."""
-    from .context import describe_error
-
-    until = ctx._storage.now() + timedelta(seconds=delay)
-    entry = ctx._entry(
-        position,
-        name,
-        StepStatus.WAITING,
-        {"retry_at": until.isoformat()},
-        describe_error(error, ctx.attempt),
-        attempts,
-        started,
+    until = journal.now() + timedelta(seconds=delay)
+    entry = journal.entry(
+        position=position,
+        name=name,
+        status=StepStatus.WAITING,
+        result={"retry_at": until.isoformat()},
+        error=describe_error(error, journal.run.attempt),
+        attempts=attempts,
+        started=started,
     )
-    batch = _with_entry(ctx, entry, position)
-    ctx._storage.suspend(ctx._lease, batch, wake_at=until)
-    _written(ctx, batch)
+    journal.suspend(journal.with_entry(entry), wake_at=until)
     raise Suspended(f"step {name!r} retries at {until.isoformat()}")
 
 
 # -- events --------------------------------------------------------------------------
 
 
-def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None = None) -> Any:
+def wait_for_event(journal: Journal, name: str, timeout: timedelta | float | None = None) -> Any:
     """Return the payload of the oldest unconsumed event ``name`` sent to this run,
     waiting (without a worker) until one arrives; ``EventTimeout`` after ``timeout``
     (a timedelta or seconds; anything else is a ``TypeError`` here)."""
     wait = optional_timedelta(timeout, f"the timeout of ctx.wait_for_event({name!r})")
-    position, recorded = ctx._begin(StepKind.EVENT, name)
+    position, recorded = journal.begin(StepKind.EVENT, name)
     if recorded is not None and recorded.status == StepStatus.COMPLETED:
         return _event_outcome(name, recorded.result)
-    ctx._guard()
+    journal.guard()
     if recorded is not None:  # woken: by the event, or by the timeout
         started = recorded.started_at
         deadline_text = (recorded.result or {}).get("deadline")
         deadline = datetime.fromisoformat(deadline_text) if deadline_text else None
     else:
-        started = ctx._storage.now()
+        started = journal.now()
         deadline = None if wait is None else started + wait
-    operation = _Operation(ctx, position, StepKind.EVENT, name, started)
-    with ctx._storage.fenced_transaction(ctx._lease) as tx:
+    operation = _Operation(journal, position, StepKind.EVENT, name, started)
+    with journal.fenced_transaction() as tx:
         found, payload = tx.take_event(name)
-        timed_out = not found and deadline is not None and ctx._storage.now() >= deadline
+        timed_out = not found and deadline is not None and journal.now() >= deadline
         if found:
             result: dict[str, Any] = {"payload": payload}
             batch = operation.resolve(tx, result)
@@ -198,7 +186,7 @@ def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None
         else:
             waiting = {"deadline": deadline.isoformat() if deadline else None}
             batch = operation.park(tx, waiting, wake_at=deadline, waiting_for={"event": name})
-    _written(ctx, batch)
+    journal.written(batch)
     if not (found or timed_out):
         raise Suspended(f"waiting for event {name!r}")
     return _event_outcome(name, result)
@@ -207,82 +195,83 @@ def wait_for_event(ctx: RunContext, name: str, timeout: timedelta | float | None
 # -- child runs ----------------------------------------------------------------------
 
 
-def start_child(ctx: RunContext, job: Job, *args: Any, **kwargs: Any) -> ChildHandle:
+def start_child(journal: Journal, job: Job, *args: Any, **kwargs: Any) -> ChildHandle:
     """Start a child run of ``job``; created exactly once, however often this replays."""
-    (handle,) = _start_children(ctx, job, [(args, kwargs)])
+    (handle,) = _start_children(journal, job, [(args, kwargs)])
     return handle
 
 
 def start_children(
-    ctx: RunContext, job: Job, kwargs_list: Sequence[Mapping[str, Any]]
+    journal: Journal, job: Job, kwargs_list: Sequence[Mapping[str, Any]]
 ) -> list[ChildHandle]:
     """Start one child run of ``job`` per keyword-argument mapping, in one transaction."""
-    return _start_children(ctx, job, [((), dict(kwargs)) for kwargs in kwargs_list])
+    return _start_children(journal, job, [((), dict(kwargs)) for kwargs in kwargs_list])
 
 
 def _start_children(
-    ctx: RunContext, job: Job, calls: list[tuple[Sequence[Any], dict[str, Any]]]
+    journal: Journal, job: Job, calls: list[tuple[Sequence[Any], dict[str, Any]]]
 ) -> list[ChildHandle]:
-    from .jobs import Job
-
     if not isinstance(job, Job):
         raise TypeError(f"start a child run of a @job, not {job!r}")
-    position, recorded = ctx._begin(StepKind.CHILDREN, job.name)
+    position, recorded = journal.begin(StepKind.CHILDREN, job.name)
     if recorded is not None:
         return [ChildHandle(uuid.UUID(i), job.name) for i in recorded.result["children"]]
     if job.concurrency_key is not None:
-        _refuse_key_cycle(ctx, job.concurrency_key)
+        _refuse_key_cycle(journal, job.concurrency_key)
     if job.idempotency_key is not None:
         raise ValueError(
             "child runs take no idempotency key: the journal already creates them once"
         )
     # Checked live only: journaled children were created with arguments that bound then.
-    new_runs = [job.new_run(tuple(args), kwargs, parent_id=ctx.run_id) for args, kwargs in calls]
-    ctx._guard()
-    operation = _Operation(ctx, position, StepKind.CHILDREN, job.name, None)
-    with ctx._storage.fenced_transaction(ctx._lease) as tx:
+    new_runs = [
+        job.new_run(tuple(args), kwargs, parent_id=journal.run.id) for args, kwargs in calls
+    ]
+    journal.guard()
+    operation = _Operation(journal, position, StepKind.CHILDREN, job.name, None)
+    with journal.fenced_transaction() as tx:
         ids = tx.create_runs(new_runs)
         batch = operation.resolve(tx, {"children": [str(child_id) for child_id in ids]})
-    _written(ctx, batch)
+    journal.written(batch)
     return [ChildHandle(child_id, job.name) for child_id in ids]
 
 
-def _refuse_key_cycle(ctx: RunContext, key: str) -> None:
+def _refuse_key_cycle(journal: Journal, key: str) -> None:
     """A run whose ancestor holds its concurrency key would wait for that ancestor, which
     may wait for it in turn: refuse it here, walking the ancestry (one read per level,
     only for keyed children)."""
-    if key == ctx._run.concurrency_key:
+    run = journal.run
+    if key == run.concurrency_key:
         raise ValueError(
-            f"a child of {ctx.job_name} cannot share its concurrency key "
+            f"a child of {run.job_name} cannot share its concurrency key "
             f"{key!r}: it would wait for its own parent to finish"
         )
-    seen = {ctx.run_id}
-    ancestor_id = ctx._run.parent_id
+    seen = {run.id}
+    ancestor_id = run.parent_id
     while ancestor_id is not None and ancestor_id not in seen:
         seen.add(ancestor_id)
-        ancestor = ctx._storage.get_run(ancestor_id)
+        ancestor = journal.storage.get_run(ancestor_id)
         if ancestor is None:
             return
         if ancestor.concurrency_key == key:
             raise ValueError(
-                f"a child of {ctx.job_name} cannot take the concurrency key {key!r}: its "
+                f"a child of {run.job_name} cannot take the concurrency key {key!r}: its "
                 f"ancestor run {ancestor.id} ({ancestor.job_name}) holds it, so the child "
                 "could wait for a run that waits for it"
             )
         ancestor_id = ancestor.parent_id
 
 
-def wait_for_children(ctx: RunContext, handles: Sequence[ChildHandle]) -> list[Any]:
+def wait_for_children(journal: Journal, handles: Sequence[ChildHandle]) -> list[Any]:
     """Wait (without a worker) until every child finished; return their outputs in
     order, or raise ``ChildRunFailed`` naming the children that did not complete."""
     ids = [handle.id for handle in handles]
-    position, recorded = ctx._begin(StepKind.WAIT_CHILDREN, "children")
+    position, recorded = journal.begin(StepKind.WAIT_CHILDREN, "children")
     if recorded is not None and recorded.status == StepStatus.COMPLETED:
         return _children_outcome(recorded.result)
-    ctx._guard()
+    journal.guard()
     started = recorded.started_at if recorded is not None else None
-    operation = _Operation(ctx, position, StepKind.WAIT_CHILDREN, "children", started)
-    with ctx._storage.fenced_transaction(ctx._lease) as tx:
+    operation = _Operation(journal, position, StepKind.WAIT_CHILDREN, "children", started)
+    with journal.fenced_transaction() as tx:
         states = tx.children(ids)
         done = all(state.status in FINISHED_STATUSES for state in states)
         if done:
@@ -304,24 +293,13 @@ def wait_for_children(ctx: RunContext, handles: Sequence[ChildHandle]) -> list[A
             batch = operation.park(
                 tx, {"children": awaited}, wake_at=None, waiting_for={"children": awaited}
             )
-    _written(ctx, batch)
+    journal.written(batch)
     if not done:
         raise Suspended(f"waiting for {len(ids)} child runs")
     return _children_outcome(result)
 
 
 # -- shared --------------------------------------------------------------------------
-
-
-def _with_entry(ctx: RunContext, entry: StepRecord, position: int) -> Checkpoint:
-    """The buffered writes plus ``entry``; still buffered until they are committed."""
-    batch = ctx._pending.copy()
-    batch.add(entry, replacing=position in ctx._journal)
-    return batch
-
-
-def _written(ctx: RunContext, batch: Checkpoint) -> None:
-    ctx._written(batch)
 
 
 def journaled_error(kind: str, name: str, result: Any) -> Exception | None:

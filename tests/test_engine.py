@@ -6,7 +6,9 @@ import uuid
 import pytest
 
 from django_durable import RunStatus, StepFailed, get_run, job, signals
+from django_durable.context import RunContext
 from django_durable.exceptions import LeaseLost
+from django_durable.journal import Journal
 from django_durable.models import Run, RunLog, Step
 from django_durable.runner import execute_run
 from django_durable.storage import get_storage
@@ -250,12 +252,10 @@ def test_a_replayed_run_does_not_rerun_committed_steps():
     storage = get_storage()
     (claimed,) = storage.claim(owner="w", job_names=["tests.three_steps"], queues=None, limit=1)
     # Simulate a worker that journaled step 1 and then died, then release the run.
-    from django_durable.context import RunContext
-
-    ctx = RunContext(storage, claimed, [])
-    ctx.step("step-1", lambda: "step-1")
-    ctx.flush()
-    storage.release(claimed.lease, ctx.take_pending())
+    journal = Journal(storage, claimed, [])
+    RunContext(journal).step("step-1", lambda: "step-1")
+    journal.flush()
+    storage.release(claimed.lease, journal.take_pending())
     run_until_idle()
     assert get_run(handle.id).status == RunStatus.COMPLETED
     assert counts(handle.id) == {"step-1": 0, "step-2": 1, "step-3": 1}
@@ -266,9 +266,7 @@ def test_writes_after_losing_the_lease_raise_lease_lost():
     storage = get_storage()
     (claimed,) = storage.claim(owner="w", job_names=["tests.echo"], queues=None, limit=1)
     Run.objects.filter(pk=claimed.run.id).update(lease_token=uuid.uuid4())
-    from django_durable.context import RunContext
-
-    ctx = RunContext(storage, claimed, [])
+    ctx = RunContext(Journal(storage, claimed, []))
     ctx.step("one", lambda: 1)
     with pytest.raises(LeaseLost):
         ctx.step("two", lambda: 2)  # flushing step one's checkpoint is fenced out

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from django_durable import RunStatus, cancel_run, context, job
+from django_durable import RunStatus, cancel_run, job, journal
 from django_durable.models import Run, Step
 from django_durable.storage import get_storage
 from django_durable.testing import InMemoryStorage, run_until_idle, use_storage
@@ -62,7 +62,7 @@ def progress(done, total):
 
 
 def test_progress_in_a_step_is_stored_at_once_then_at_most_each_interval(memory, monkeypatch):
-    monkeypatch.setattr(context, "PROGRESS_INTERVAL", 3600.0)
+    monkeypatch.setattr(journal, "PROGRESS_INTERVAL", 3600.0)
     handle = counts.enqueue(3)
     run_until_idle()
     # Outside the step: buffered. In it: the first value at once, the rest throttled.
@@ -72,14 +72,14 @@ def test_progress_in_a_step_is_stored_at_once_then_at_most_each_interval(memory,
 
 
 def test_with_no_interval_every_value_is_stored(memory, monkeypatch):
-    monkeypatch.setattr(context, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(journal, "PROGRESS_INTERVAL", 0.0)
     counts.enqueue(3)
     run_until_idle()
     assert seen == [None, progress(1, 3), progress(2, 3), progress(3, 3)]
 
 
 def test_an_atomic_steps_progress_waits_for_its_commit(memory, monkeypatch):
-    monkeypatch.setattr(context, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(journal, "PROGRESS_INTERVAL", 0.0)
     handle = counts.enqueue(2, atomic=True)
     run_until_idle()
     assert seen == [None, None, None]

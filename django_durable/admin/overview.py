@@ -21,8 +21,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from ..conf import durable_settings
+from ..jobs import job_retention_policies
 from ..models import RunOverview, RunQuerySet, Worker
-from ..retention import Policy, job_policies, project_policy
+from ..retention import Policy
 from ..status import RunStatus
 from . import database
 from .display import format_duration
@@ -82,7 +83,7 @@ def throughput(now: datetime) -> list[dict[str, Any]]:
 
 def retention(workers: list[Worker]) -> dict[str, Any]:
     """The policy in force, the jobs with their own, the table sizes, the last pass."""
-    project = project_policy()
+    project = durable_settings.RETENTION
 
     def kept(policy: Policy) -> list[dict[str, str]]:
         return [
@@ -95,7 +96,7 @@ def retention(workers: list[Worker]) -> dict[str, Any]:
         "policy": kept(project),
         "jobs": [
             {"name": name, "policy": kept(policy)}
-            for name, policy in sorted(job_policies(project).items())
+            for name, policy in sorted(job_retention_policies(project).items())
         ],
         "tables": table_rows(),
         "prune_interval": durable_settings.PRUNE_INTERVAL,

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...conf import durable_settings
 from ...durations import parse_age
-from ...retention import FINISHED, job_policies, project_policy
+from ...jobs import job_retention_policies
+from ...retention import FINISHED
 from ...storage import get_storage
 from ...storage.prune import Pruned, Pruning, prune_batch
 
@@ -81,10 +82,10 @@ def _pruning(options: dict[str, Any]) -> Pruning:
             returncode=2,
         )
     if options["older_than"] is None:
-        project = project_policy()
+        project = durable_settings.RETENTION
         return Pruning(
             default=project,
-            jobs=job_policies(project),
+            jobs=job_retention_policies(project),
             statuses=statuses,
             job_name=options["job"],
         )
