@@ -246,3 +246,15 @@ def test_bad_calls_are_refused_and_write_nothing():
         fork_run(waiting.id)
     assert (Run.objects.count(), Step.objects.count(), RunEvent.objects.count()) == before
     assert not Run.objects.filter(forked_from__isnull=False).exists()
+
+
+@pytest.mark.django_db
+def test_the_docs_sample_forks_from_failure():
+    from docs.snippets.cancellation import admin_tools
+
+    old = failed_three_steps()
+    fork_jobs.FIXED["on"] = True
+    fork = admin_tools.rerun_from_failure(old.id)
+    run_until_idle()
+    fork.refresh()
+    assert fork.forked_from == old.id and fork.output == [5, 10, "three fixed"]
