@@ -21,7 +21,7 @@ from .exceptions import (
 )
 from .handles import RunHandle, aget_run, get_run
 from .jobs import Job, get_job, job, registered_jobs
-from .operations import cancel_run, restart_run, retry_run, send_event
+from .operations import cancel_run, fork_run, restart_run, retry_run, send_event
 from .retry import RetryPolicy
 from .schedules import schedule
 from .status import RunStatus
@@ -50,6 +50,7 @@ __all__ = [
     "StepFailed",
     "aget_run",
     "cancel_run",
+    "fork_run",
     "get_job",
     "get_run",
     "job",

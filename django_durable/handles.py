@@ -33,6 +33,8 @@ class RunHandle:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # The run this one is a fork of (``fork_run``), or None.
+    forked_from: uuid.UUID | None = None
     # True when this enqueue inserted the run, False when an idempotency key matched.
     created: bool = False
 

@@ -98,6 +98,9 @@ class Run(models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     # The enqueuer's OpenTelemetry context (W3C traceparent...), continued by the worker.
     trace_context = models.JSONField(null=True, blank=True, editable=False)
+    # The run this one is a fork of (fork_run): an id, not a foreign key, so pruning the
+    # original leaves its forks alone. Indexed for the run page's list of forks.
+    forked_from = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
 
     objects = RunQuerySet.as_manager()
 

@@ -1,17 +1,20 @@
-"""Operations on runs from outside a job: send an event, cancel, retry, restart."""
+"""Operations on runs from outside a job: send an event, cancel, retry, restart, fork."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import signals
-from .exceptions import InvalidEventName
+from .exceptions import InvalidEventName, JobNotRegistered, RunNotFound
 from .handles import RunHandle, get_run, parse_run_id
-from .payloads import check_name, to_json
+from .jobs import Job, get_job
+from .payloads import check_name, stored_args, stored_kwargs, to_json
 from .signals import send_run_signal
 from .status import RunStatus
 from .storage import get_storage, on_commit
+from .storage.fork_plan import check_from_step
 
 
 def send_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
@@ -67,3 +70,58 @@ def restart_run(run_id: uuid.UUID | str) -> RunHandle:
     again. Logs and past errors are kept. ``ValueError`` for an unfinished run."""
     get_storage().restart(parse_run_id(run_id))
     return get_run(run_id)
+
+
+def fork_run(
+    run_id: uuid.UUID | str,
+    *,
+    from_step: int | str | None = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> RunHandle:
+    """Start a new run of a finished run's job that keeps the old run's journal before
+    ``from_step`` and executes the rest again, with the code deployed now; the old run is
+    left as it is and the new one records ``forked_from``. Part of the caller's
+    transaction.
+
+    ``from_step`` is a journal position, an operation's name (its first occurrence), or
+    None: the first operation that failed or did not finish (a child run that did not
+    complete counts as a failure of the operation that started it). Child runs started
+    before it are the fork's too (it waits for the same runs); events consumed before
+    it stay consumed, the others are in the fork's mailbox again. ``args``/``kwargs``
+    replace the old run's (each one given alone keeps the other), checked as
+    ``enqueue`` checks them.
+
+    Nothing is written when it raises: ``InvalidRunId``, ``RunNotFound``,
+    ``JobNotRegistered`` (the job is not in this process's code), ``TypeError``/
+    ``ValueError`` for arguments ``enqueue`` would refuse, ``ValueError`` for a run that
+    is not finished (a run still going would go on beside its fork: cancel it first), a
+    position out of range, a name the journal lacks, or a child run the fork would reuse
+    that has not finished yet.
+    """
+    parsed = parse_run_id(run_id)
+    check_from_step(from_step)
+    if args is not None and (isinstance(args, (str, bytes)) or not isinstance(args, Sequence)):
+        raise TypeError(f"args must be a list of positional arguments, not {args!r}")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"kwargs must be a dict of keyword arguments, not {kwargs!r}")
+    storage = get_storage()
+    old = storage.get_run(parsed)
+    if old is None:
+        raise RunNotFound(f"no run with id {parsed}")
+    try:
+        job = get_job(old.job_name)
+    except JobNotRegistered as error:
+        raise JobNotRegistered(f"run {parsed} cannot be forked: {error}") from None
+    new_args = list(old.args if args is None else args)
+    new_kwargs = dict(old.kwargs if kwargs is None else kwargs)
+    job.check_arguments(new_args, new_kwargs)
+    record = storage.fork(
+        parsed,
+        from_step=from_step,
+        args=stored_args(new_args, job.name),
+        kwargs=stored_kwargs(new_kwargs, job.name),
+    )
+    handle = RunHandle.from_record(record, created=True)
+    on_commit(storage, lambda: signals.run_enqueued.send_robust(sender=Job, run=handle))
+    return handle

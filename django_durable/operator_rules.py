@@ -30,4 +30,6 @@ RULES = {
     "cancel": Rule(UNFINISHED, "unfinished"),
     "restart": Rule(FINISHED_STATUSES, "finished"),
     "send_event": Rule(UNFINISHED, "unfinished"),
+    # A run still going would go on beside its fork, both doing the same work.
+    "fork": Rule(FINISHED_STATUSES, "finished"),
 }

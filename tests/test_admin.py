@@ -174,8 +174,8 @@ def test_run_page_costs_the_same_queries_whatever_the_steps(operator, steps):
     operator.get(detail_url(run.pk))  # warm the session and content types
     with CaptureQueriesContext(connection) as queries:
         assert operator.get(detail_url(run.pk)).status_code == 200
-    # Session, user, two permission lookups, the run, steps, logs, events, children.
-    assert len(queries.captured_queries) <= 9, [q["sql"] for q in queries.captured_queries]
+    # Session, user, two permission lookups, the run, steps, logs, events, children, forks.
+    assert len(queries.captured_queries) <= 10, [q["sql"] for q in queries.captured_queries]
 
 
 # -- actions --------------------------------------------------------------------------------

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -17,11 +15,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from ..conf import durable_settings
-from ..models import Run, Step
+from ..models import Run
 from ..status import FINISHED_STATUSES, RunStatus, StepStatus
-from ..waiting import journaled_error
 from . import database
-from .actions import ACTIONS, EventForm, RunAction, perform
+from .actions import ACTIONS, perform
+from .confirmation import intermediate
 from .display import (
     describe_wait,
     duration,
@@ -30,11 +28,12 @@ from .display import (
     progress_percent,
     short_time,
 )
-from .event_names import awaited_names, name_warning
 from .filters import CreatedFilter, JobFilter, QueueFilter, ScheduleFilter
+from .forks import PERMISSION, fork_context, fork_from_failure, fork_urls
 from .live import LIVE_COLUMNS, POLL_INTERVAL_MS, live_state, progress_text
 from .pagination import CappedCountPaginator
 from .search import search_runs
+from .timeline import last_heartbeat, timeline
 
 # The detail page shows this many logs, events and children; the rest are a link away.
 DETAIL_LIMIT = 200
@@ -72,7 +71,7 @@ class RunAdmin(ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    actions = ("retry_runs", "cancel_runs", "restart_runs", "send_event_to_runs")
+    actions = ("retry_runs", "cancel_runs", "restart_runs", "send_event_to_runs", fork_from_failure)
     # The columns the list draws; args, output and errors stay in the table.
     list_columns = (
         "id",
@@ -215,6 +214,7 @@ class RunAdmin(ModelAdmin):
         "cancel_runs": ACTIONS["cancel"],
         "restart_runs": ACTIONS["restart"],
         "send_event_to_runs": ACTIONS["send_event"],
+        "fork_from_failure": PERMISSION,
     }
 
     @admin.action(description="Retry selected failed or cancelled runs", permissions=["retry"])
@@ -229,7 +229,7 @@ class RunAdmin(ModelAdmin):
         description="Restart selected finished runs from scratch", permissions=["restart"]
     )
     def restart_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> HttpResponse | None:
-        return self._intermediate(request, ACTIONS["restart"], queryset, "restart_runs")
+        return intermediate(self, request, ACTIONS["restart"], queryset, "restart_runs")
 
     @admin.action(
         description="Send an event to selected unfinished runs", permissions=["send_event"]
@@ -237,69 +237,7 @@ class RunAdmin(ModelAdmin):
     def send_event_to_runs(
         self, request: HttpRequest, queryset: QuerySet[Run]
     ) -> HttpResponse | None:
-        return self._intermediate(request, ACTIONS["send_event"], queryset, "send_event_to_runs")
-
-    def _intermediate(
-        self,
-        request: HttpRequest,
-        action: RunAction,
-        queryset: QuerySet[Run],
-        action_name: str,
-        single: Run | None = None,
-    ) -> HttpResponse | None:
-        """The confirmation page (restart) or event form (send event), then the action."""
-        legal = queryset.filter(status__in=action.rule.legal)
-        applying = "apply" in request.POST
-        awaited = awaited_names(legal) if action.name == "send_event" else []
-        form = EventForm(
-            request.POST if applying else None,
-            initial={"name": awaited[0]} if len(awaited) == 1 else {},
-            awaited=awaited,
-        )
-        warning = None
-        if action.name == "send_event":
-            ready = applying and form.is_valid()
-            name = form.cleaned_data["name"] if ready else ""
-            if ready:
-                warning = name_warning(legal, name, awaited)
-                # Sent once the operator saw the warning and sent the same name again.
-                ready = warning is None or request.POST.get("confirmed_name") == name
-            arguments = (name, form.cleaned_data["payload"]) if ready else ()
-        else:
-            ready, arguments = applying, ()
-        if ready:
-            perform(self, request, action, queryset.iterator(), *arguments)
-            return None
-        runs = list(legal.only(*self.list_columns)[:DETAIL_LIMIT])
-        legal_count = legal.count() if len(runs) == DETAIL_LIMIT else len(runs)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"{action.label}: are you sure?"
-            if action.name == "restart"
-            else f"{action.label} to runs",
-            "action": action,
-            "action_name": action_name,
-            "form": form if action.name == "send_event" else None,
-            "name_warning": warning,
-            "confirmed_name": form.cleaned_data.get("name") if warning else "",
-            "runs": runs,
-            "legal_count": legal_count,
-            "more_count": legal_count - len(runs),
-            "skipped_count": queryset.count() - legal_count,
-            "selected": [] if single else request.POST.getlist(ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-            "single": single,
-            # Django's run page (one run) or list template draws the breadcrumbs.
-            "base_template": "admin/change_form.html" if single else "admin/change_list.html",
-            "original": single,
-            "has_view_permission": True,
-            "cl": {"opts": self.opts},
-            "media": self.media,
-        }
-        return TemplateResponse(
-            request, "admin/django_durable/run/action_confirmation.html", context
-        )
+        return intermediate(self, request, ACTIONS["send_event"], queryset, "send_event_to_runs")
 
     # -- the run page -----------------------------------------------------------------------
 
@@ -314,7 +252,7 @@ class RunAdmin(ModelAdmin):
             self.admin_site.admin_view(self.run_live_view),
             name="django_durable_run_live",
         )
-        return [action_url, live_url, *super().get_urls()]
+        return [action_url, live_url, *fork_urls(self), *super().get_urls()]
 
     def run_live_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
         """The status and progress the page of a running run polls for."""
@@ -339,7 +277,7 @@ class RunAdmin(ModelAdmin):
         detail = reverse("admin:django_durable_run_change", args=[run.pk])
         runs = database.runs().filter(pk=run.pk)
         if action.intermediate:
-            response = self._intermediate(request, action, runs, name, single=run)
+            response = intermediate(self, request, action, runs, name, single=run)
             return response or HttpResponseRedirect(detail)
         if request.method != "POST":
             return HttpResponseRedirect(detail)
@@ -404,58 +342,8 @@ class RunAdmin(ModelAdmin):
                 for action in ACTIONS.values()
                 if not action.rule.refusal(run.status) and action.allowed(request)
             ],
+            **fork_context(request, run),
             "media": self.media,
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/django_durable/run/detail.html", context)
-
-
-def last_heartbeat(run: Run) -> datetime | None:
-    """Leases are renewed to now + STALE_AFTER, so that is when the last beat was."""
-    if run.status != RunStatus.RUNNING or run.lease_expires_at is None:
-        return None
-    return run.lease_expires_at - timedelta(seconds=durable_settings.STALE_AFTER)
-
-
-def timeline(steps: list[Step], run: Run, now: datetime) -> list[dict[str, Any]]:
-    """Each journal entry with its bar's offset and width, as percentages of the run."""
-    starts = [t for t in [run.started_at, *(step.started_at for step in steps)] if t]
-    ends = [t for t in [run.finished_at, *(step.finished_at for step in steps)] if t]
-    if run.finished_at is None and run.status == RunStatus.RUNNING:
-        ends.append(now)
-    begin, end = min(starts, default=None), max(ends, default=None)
-    span = (end - begin).total_seconds() if begin and end and end > begin else 0.0
-    rows = []
-    for step in steps:
-        offset = width = 0.0
-        if span and step.started_at and begin:
-            offset = 100 * (step.started_at - begin).total_seconds() / span
-            finished = step.finished_at or end or step.started_at
-            width = max(0.5, 100 * (finished - step.started_at).total_seconds() / span)
-            width = min(width, 100 - offset)
-        step_duration = (
-            step.finished_at - step.started_at if step.started_at and step.finished_at else None
-        )
-        raised = None
-        if step.status == StepStatus.COMPLETED:
-            raised = journaled_error(step.kind, step.name, step.result)
-        failed = step.status == StepStatus.FAILED or raised is not None
-        rows.append(
-            {
-                "step": step,
-                # Completed in the journal, yet it raised in the job (children failed, an
-                # event timed out): drawn as the operation that failed.
-                "raised": {"type": type(raised).__name__, "message": str(raised)}
-                if raised
-                else None,
-                "failed_children": getattr(raised, "failures", []),
-                "shown_status": StepStatus.FAILED if failed else step.status,
-                "shown_label": "Raised" if raised else step.get_status_display(),
-                "offset": f"{offset:.2f}",
-                "width": f"{width:.2f}",
-                "duration": format_duration(step_duration),
-                "error": step.error,
-                "result_json": pretty_json(step.result) if step.result is not None else None,
-            }
-        )
-    return rows

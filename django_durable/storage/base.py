@@ -73,6 +73,8 @@ class RunRecord:
     finished_at: datetime | None
     scheduled_at: datetime | None = None
     trace_context: dict[str, str] | None = None
+    # The run this one was forked from (fork_run), whose journal it started with.
+    forked_from: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +107,8 @@ class Lease:
 class ClaimedRun:
     run: RunRecord
     lease: Lease
-    # True when the run never executed before, so its journal is known to be empty.
+    # True when the run never executed before and is no fork, so its journal is known
+    # to be empty.
     fresh: bool
     # Seconds until the run's deadline at the claim, by the database clock (None: none).
     time_left: float | None = None
@@ -350,6 +353,21 @@ class Storage(Protocol):
 
     def restart(self, run_id: uuid.UUID) -> None:
         """Clear a finished run's journal and make it pending again as its next attempt."""
+
+    def fork(
+        self,
+        run_id: uuid.UUID,
+        *,
+        from_step: int | str | None,
+        args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> RunRecord:
+        """Insert a pending run of a finished run's job, with ``args`` and ``kwargs``, whose
+        journal is a copy of the old one's before ``from_step`` (rules in ``fork_plan.py``),
+        and a copy of its events, those the copied entries consumed still consumed; all in
+        one transaction, the old run untouched. ``RunNotFound``, ``ValueError`` (an
+        unfinished run, a position out of range, an unknown name, an unfinished reused
+        child), ``TypeError`` (a ``from_step`` of another type); nothing is written then."""
 
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         """Requeue runs whose lease expired (by the database clock); fail those that already

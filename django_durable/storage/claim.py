@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -183,7 +183,8 @@ def _claim_locking(
             lease_expires_at=leases.expiry(),
             started_at=Coalesce(F("started_at"), now),
         )
-    return [(run, run.started_at is None) for run in runs]
+    # A fork never ran either, but starts with a journal (fork_run).
+    return [(run, run.started_at is None and run.forked_from is None) for run in runs]
 
 
 def _claim_sqlite(
@@ -241,4 +242,17 @@ def _claim_sqlite(
             lease_expires_at=None,
             started_at=None if run.started_at == now else run.started_at,
         )
-    return [(run, run.started_at == now) for run in runs]
+    return [(run, run.started_at == now and run.forked_from is None) for run in runs]
+
+
+def unclaimable_counts(alias: str, known: Collection[str]) -> dict[str, int]:
+    """Pending runs per job name for jobs not in ``known`` (no worker can claim them)."""
+    rows = (
+        Run.objects.using(alias)
+        .filter(status=RunStatus.PENDING)
+        .exclude(job_name__in=list(known))
+        .values("job_name")
+        .annotate(count=Count("pk"))
+        .order_by("job_name")
+    )
+    return {row["job_name"]: row["count"] for row in rows}

@@ -17,7 +17,7 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import Count, F, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from ..exceptions import StorageError
@@ -37,10 +37,11 @@ from .base import (
     StepRecord,
     WorkerInfo,
 )
-from .claim import claim_runs, claimable_exists
+from .claim import claim_runs, claimable_exists, unclaimable_counts
 from .convert import run_record, step_record
 from .dbclock import DbNow, database_now
 from .fenced import FencedWriter, storage_errors
+from .forks import fork as fork_rows
 from .leases import CLEAR_LEASE
 from .lifecycle import Ending, cancel, ended, lock_parents, restart, retry
 from .own_writes import own_transaction, own_write, own_write_method, storage_error
@@ -364,6 +365,10 @@ class ORMStorage:
     def restart(self, run_id: uuid.UUID) -> None:
         restart(self.alias, run_id)
 
+    @own_write_method(atomic=False)
+    def fork(self, /, run_id: uuid.UUID, **options: Any) -> RunRecord:
+        return run_record(fork_rows(self.alias, run_id, **options))  # see Storage.fork
+
     @own_write_method()
     def recover_stale(self, *, max_recoveries: int, limit: int) -> StaleSweep:
         return sweeps.recover_stale(self.alias, max_recoveries=max_recoveries, limit=limit)
@@ -377,15 +382,7 @@ class ORMStorage:
         return sweeps.promote_due(self.alias, limit=limit)
 
     def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
-        rows = (
-            self._runs()
-            .filter(status=RunStatus.PENDING)
-            .exclude(job_name__in=list(known))
-            .values("job_name")
-            .annotate(count=Count("pk"))
-            .order_by("job_name")
-        )
-        return {row["job_name"]: row["count"] for row in rows}
+        return unclaimable_counts(self.alias, known)
 
     @own_write_method(atomic=False)
     def worker_seen(self, info: WorkerInfo) -> None:

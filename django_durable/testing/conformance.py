@@ -38,6 +38,7 @@ from ..storage.base import (
     StepRecord,
     Storage,
 )
+from .conformance_fork import ForkConformance
 
 JOB = "conformance.job"
 OTHER_JOB = "conformance.other"
@@ -67,7 +68,7 @@ def step(position: int, name: str = "s", **overrides: Any) -> StepRecord:
     return StepRecord(**values)
 
 
-class StorageConformance:
+class StorageConformance(ForkConformance):
     """Every ``Storage`` method, its ordering, fencing and recovery rules."""
 
     def make_storage(self) -> Storage:

@@ -39,6 +39,7 @@ from ..storage.base import (
     WorkerInfo,
 )
 from .memory_fenced import MemoryAtomicStep, MemoryFencedTransaction
+from .memory_fork import fork_tables
 from .memory_state import Clock, EventRow, RunRow, Tables
 
 __all__ = ["Clock", "InMemoryStorage"]
@@ -159,7 +160,7 @@ class InMemoryStorage:
                     continue
                 if row.concurrency_key is not None:
                     tables.slots[row.concurrency_key] = row.id
-                fresh = row.started_at is None
+                fresh = row.started_at is None and row.forked_from is None
                 row.status, row.started_at = RunStatus.RUNNING, row.started_at or now
                 row.lease_owner, row.lease_token = owner, token
                 row.lease_expires_at = self._lease_expiry(now)
@@ -318,6 +319,10 @@ class InMemoryStorage:
                     event.consumed_at = None
             self._again(row)
             row.output = row.progress = row.started_at = None
+
+    def fork(self, run_id: uuid.UUID, **options: Any) -> RunRecord:
+        with self.atomic():
+            return fork_tables(self._tables, run_id, self.now(), **options).record()
 
     @staticmethod
     def _again(row: RunRow) -> None:

@@ -92,6 +92,7 @@ class RunRow:
     finished_at: datetime | None = None
     scheduled_at: datetime | None = None
     trace_context: dict[str, str] | None = None
+    forked_from: uuid.UUID | None = None
     lease_owner: str | None = None
     lease_token: uuid.UUID | None = None
     lease_expires_at: datetime | None = None

@@ -329,3 +329,6 @@ def ticks_until_released(ctx, flag):
         return tick
 
     return ctx.step("ticks", ticks)
+
+
+from . import fork_jobs  # noqa: E402, F401  (registered in worker processes too)

@@ -1,6 +1,6 @@
 """``manage.py durable``: look at runs and act on them from a shell, as the admin does.
 
-``list``, ``show`` and ``workers`` read; ``retry``, ``cancel``, ``restart`` and
+``list``, ``show`` and ``workers`` read; ``retry``, ``cancel``, ``restart``, ``fork`` and
 ``send-event`` act, under the same rules and with the same words as the admin's actions;
 ``prune`` is ``prune_runs``.
 Each subcommand takes ``--json`` for scripts. Exit codes: 0 done, 1 some run was refused
@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from ...conf import durable_settings
 from ...durations import parse_age
-from ...exceptions import RunFinished, RunNotFound
+from ...exceptions import JobNotRegistered, RunFinished, RunNotFound
 from ...handles import get_run, parse_run_id
 from ...models import Run, RunLog, Step, Worker
-from ...operations import cancel_run, restart_run, retry_run, send_event
+from ...operations import cancel_run, fork_run, restart_run, retry_run, send_event
 from ...operator_rules import RULES
 from ...status import RunStatus
 from .prune_runs import add_prune_arguments, prune, summary
@@ -43,7 +43,7 @@ def bad(message: str) -> CommandError:
 
 class Command(BaseCommand):
     help = (
-        "List, show, retry, cancel, restart runs, send them events, prune finished ones, "
+        "List, show, retry, cancel, restart, fork runs, send them events, prune finished ones, "
         "list live workers."
     )
 
@@ -60,6 +60,25 @@ class Command(BaseCommand):
         for name in OPERATIONS:
             act = commands.add_parser(name, help=f"{name.capitalize()} runs (as the admin does).")
             act.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+        fork = commands.add_parser(
+            "fork", help="A new run keeping a finished run's journal before a step."
+        )
+        fork.add_argument("run_id")
+        fork.add_argument(
+            "--from-step",
+            metavar="N|NAME",
+            help="A journal position (a number) or an operation's name; default: the first "
+            "failed or unfinished operation.",
+        )
+        fork.add_argument(
+            "--args", dest="fork_args", metavar="JSON", help="A JSON list replacing the args."
+        )
+        fork.add_argument(
+            "--kwargs",
+            dest="fork_kwargs",
+            metavar="JSON",
+            help="A JSON object replacing the kwargs.",
+        )
         event = commands.add_parser("send-event", help="Send an event to a run.")
         event.add_argument("run_id")
         event.add_argument("name")
@@ -83,6 +102,8 @@ class Command(BaseCommand):
             self.send_event(options)
         elif subcommand == "prune":
             self.prune(options)
+        elif subcommand == "fork":
+            self.fork(options)
         else:
             self.act(subcommand, options)
 
@@ -195,6 +216,37 @@ class Command(BaseCommand):
 
         self.report(options, [self.apply("send_event", run_id, deliver, f"sent {name!r} to")])
 
+    def fork(self, options: dict[str, Any]) -> None:
+        run_id = self.run_id(options["run_id"])
+        step = options["from_step"]
+        from_step = int(step) if step is not None and step.lstrip("-").isdigit() else step
+        # Not "args"/"kwargs" in options: BaseCommand.execute() takes those names.
+        arguments = {
+            name: parse_json(options[f"fork_{name}"], f"--{name}", kind)
+            for name, kind in (("args", list), ("kwargs", dict))
+            if options[f"fork_{name}"] is not None
+        }
+        forked: list[Any] = []
+
+        def start(run_id: Any) -> None:
+            try:
+                forked.append(fork_run(run_id, from_step=from_step, **arguments))
+            except (RunNotFound, JobNotRegistered):
+                raise
+            except (TypeError, ValueError) as error:  # from_step, the arguments, a child
+                raise bad(str(error)) from None
+
+        (result,) = [self.apply("fork", run_id, start, "forked")]
+        if forked:
+            fork = forked[0]
+            kept = Step.objects.using(durable_settings.DATABASE).filter(run_id=fork.id).count()
+            result |= {
+                "fork": str(fork.id),
+                "from_step": kept,
+                "message": f"forked {run_id} from position {kept}: the fork is run {fork.id}",
+            }
+        self.report(options, [result])
+
     def prune(self, options: dict[str, Any]) -> None:
         # Progress lines go to stderr, so --json prints only the JSON.
         total, seconds = prune(options, self.stderr.write)
@@ -211,6 +263,8 @@ class Command(BaseCommand):
                 operation(run_id)
         except RunNotFound:
             refusal = "no such run"
+        except JobNotRegistered as error:
+            refusal = str(error)
         except ValueError as error:  # its status changed since we looked
             refusal = str(error)
         if refusal:
@@ -238,6 +292,18 @@ class Command(BaseCommand):
             self.stdout.write(render_run(data))
         else:
             self.stdout.write(render_table(data))
+
+
+def parse_json(value: str, option: str, kind: type) -> Any:
+    """``value`` read as JSON of ``kind`` (list, dict); a bad-arguments error otherwise."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise bad(f"{option} is not valid JSON: {error}") from None
+    if not isinstance(parsed, kind):
+        wanted = "list" if kind is list else "object"
+        raise bad(f"{option} must be a JSON {wanted}, got {value}")
+    return parsed
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:

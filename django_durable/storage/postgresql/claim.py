@@ -131,7 +131,7 @@ def claim_postgresql(
             ClaimedRun(
                 run=run,
                 lease=Lease.taken(run, token=token, owner=owner),
-                fresh=fresh,
+                fresh=fresh and run.forked_from is None,  # a fork starts with a journal
                 time_left=None if run.deadline is None else (run.deadline - db_now).total_seconds(),
             )
         )

@@ -1,5 +1,5 @@
 # shop/admin_tools.py
-from django_durable import RunHandle, cancel_run, restart_run, retry_run
+from django_durable import RunHandle, cancel_run, fork_run, restart_run, retry_run
 
 
 def cancel(run_id) -> RunHandle:
@@ -15,3 +15,8 @@ def resume(run_id) -> RunHandle:
 def start_over(run_id) -> RunHandle:
     # A finished run runs again from its first step, as its next attempt.
     return restart_run(run_id)
+
+
+def rerun_from_failure(run_id) -> RunHandle:
+    # A new run that keeps the old one's work before its failure, with today's code.
+    return fork_run(run_id)
