@@ -159,6 +159,19 @@ class RunContext:
         or raise ``ChildRunFailed`` naming the children that did not complete."""
         return waiting.wait_for_children(self._journal, handles)
 
+    def patched(self, name: str) -> bool:
+        """True where this run takes the new code of patch ``name``: every execution that
+        reaches this point live does (and journals a marker); a run journaled here before
+        the patch existed replays as False and keeps the old path. See the upgrading
+        guide."""
+        return self._journal.patched(name)
+
+    def deprecate_patch(self, name: str) -> None:
+        """Say that the code now always takes patch ``name``'s new path: runs journaled
+        with its marker still replay, new runs journal nothing. Remove the call once no
+        run with the marker remains unfinished."""
+        self._journal.deprecate_patch(name)
+
     def check_cancelled(self) -> None:
         """Raise ``RunCancelled`` now if someone cancelled this run (a long step can call
         it between chunks of work; operations also check at their start)."""

@@ -50,7 +50,11 @@ METHODS = {
     StepKind.EVENT: "wait_for_event",
     StepKind.CHILDREN: "start_children",
     StepKind.WAIT_CHILDREN: "wait_for_children",
+    StepKind.PATCH: "patched",
 }
+
+# Where NonDeterminismError sends the reader.
+UPGRADING = "docs/guides/upgrading.md"
 
 
 def type_name(error: BaseException) -> str:
@@ -111,15 +115,51 @@ class Journal:
 
     def begin(self, kind: StepKind, name: str) -> tuple[int, StepRecord | None]:
         """Take the next journal position; return it with its journaled outcome, if any."""
-        if self._in_step is not None:
-            raise RuntimeError(
-                f"ctx.{METHODS[kind]}({name!r}) was called inside the function of step "
-                f"{self._in_step!r}; durable operations belong in the job function itself"
-            )
-        check_name(name, f"the name of ctx.{METHODS[kind]}()", column="Step.name")
+        self._check_operation(METHODS[kind], name)
         position = self._position
         self._position += 1
         return position, self._replay(position, kind, name)
+
+    def _check_operation(self, method: str, name: str) -> None:
+        if self._in_step is not None:
+            raise RuntimeError(
+                f"ctx.{method}({name!r}) was called inside the function of step "
+                f"{self._in_step!r}; durable operations belong in the job function itself"
+            )
+        check_name(name, f"the name of ctx.{method}()", column="Step.name")
+
+    def patched(self, name: str) -> bool:
+        """Whether this execution takes the code path of patch ``name`` (``ctx.patched``).
+
+        Live, it journals a marker at the next position and says yes. On replay, a marker
+        of this patch there means the run took the new path (yes, and the position is
+        used); anything else was journaled before the patch existed (no, and the position
+        is left to the operation the old code ran there)."""
+        self._check_operation("patched", name)
+        recorded = self._replayed(self._position)
+        if recorded is not None:
+            if recorded.kind != StepKind.PATCH or recorded.name != name:
+                return False
+            self._position += 1
+            return True
+        position, _ = self.begin(StepKind.PATCH, name)
+        marker = self.entry(
+            position=position,
+            name=name,
+            status=StepStatus.COMPLETED,
+            started=timezone.now(),
+            kind=StepKind.PATCH,
+        )
+        self.buffer(marker)
+        return True
+
+    def deprecate_patch(self, name: str) -> None:
+        """The code always takes patch ``name``'s path now (``ctx.deprecate_patch``): a
+        marker of it at the next position is passed over; nothing is journaled."""
+        self._check_operation("deprecate_patch", name)
+        recorded = self._replayed(self._position)
+        if recorded is not None and recorded.kind == StepKind.PATCH and recorded.name == name:
+            self._position += 1
 
     @property
     def replaying(self) -> bool:
@@ -129,18 +169,23 @@ class Journal:
 
     def _replay(self, position: int, kind: StepKind, name: str) -> StepRecord | None:
         """The journaled outcome at ``position``, or None when the operation must run."""
-        recorded = self._entries.get(position)
-        if recorded is None:
-            return None
-        if recorded.kind != kind or recorded.name != name:
+        recorded = self._replayed(position)
+        if recorded is not None and (recorded.kind != kind or recorded.name != name):
             self.nondeterministic = True
             raise NonDeterminismError(
                 f"run {self.run.id} of {self.run.job_name}: journal position {position} holds "
-                f"{recorded.kind} {recorded.name!r} but the job now asks for {kind} {name!r}; "
-                "job code changed in a way that is not replay-safe"
+                f"{recorded.kind} {recorded.name!r} but the job now asks for {kind} {name!r}, "
+                "so the job's code changed in a way that is not replay-safe. Put new code "
+                "behind `if ctx.patched(...)` so that runs journaled before it keep the old "
+                f"path, or fork this run with fork_run() from an earlier step (see {UPGRADING})"
             )
+        return recorded
+
+    def _replayed(self, position: int) -> StepRecord | None:
+        """The entry at ``position`` that replay returns, or None where the job runs live."""
+        recorded = self._entries.get(position)
         # A failed last entry written by an earlier attempt is where the new attempt resumes.
-        if (
+        if recorded is not None and (
             recorded.status == StepStatus.FAILED
             and position == self._last_position
             and recorded.run_attempt < self.run.attempt

@@ -9,7 +9,7 @@ from typing import Any
 from . import signals
 from .exceptions import InvalidEventName, JobNotRegistered, RunNotFound
 from .handles import RunHandle, get_run, parse_run_id
-from .jobs import Job, get_job
+from .jobs import get_job
 from .payloads import check_name, stored_args, stored_kwargs, to_json
 from .signals import send_run_signal
 from .status import RunStatus
@@ -123,5 +123,5 @@ def fork_run(
         kwargs=stored_kwargs(new_kwargs, job.name),
     )
     handle = RunHandle.from_record(record, created=True)
-    on_commit(storage, lambda: signals.run_enqueued.send_robust(sender=Job, run=handle))
+    on_commit(storage, lambda: signals.send_handle_signal(signals.run_enqueued, handle))
     return handle

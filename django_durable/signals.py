@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from django.dispatch import Signal
 
 from .handles import RunHandle
-from .status import StepStatus
+from .status import StepKind, StepStatus
 from .storage.base import StepRecord, Storage
 
 run_enqueued = Signal()
@@ -47,8 +47,8 @@ def send_handle_signal(signal: Signal, handle: RunHandle) -> None:
 def send_step_signals(run_id: uuid.UUID, steps: Iterable[StepRecord]) -> None:
     """Send the step signals of journal entries that were just committed."""
     for step in steps:
-        if step.status == StepStatus.WAITING:
-            continue  # not an outcome yet
+        if step.status == StepStatus.WAITING or step.kind == StepKind.PATCH:
+            continue  # not an outcome yet, or no operation at all
         signal = step_completed if step.status == StepStatus.COMPLETED else step_failed
         if signal.has_listeners():
             signal.send_robust(sender=StepRecord, run=run_id, step=step)

@@ -34,6 +34,7 @@ class StepKind(models.TextChoices):
     EVENT = "event", "Wait for event"
     CHILDREN = "children", "Start children"
     WAIT_CHILDREN = "wait_children", "Wait for children"
+    PATCH = "patch", "Patch marker"
 
 
 class TickStatus(models.TextChoices):

@@ -46,12 +46,16 @@ from docs.snippets.events.test_jobs import (  # noqa: F401
     test_refund_nobody_decides_expires_after_two_days,
 )
 from docs.snippets.events.tests import RefundTests  # noqa: F401
+from docs.snippets.patches import jobs as patches_jobs
 from docs.snippets.quickstart import jobs as quickstart_jobs
 from docs.snippets.quickstart import models
 from docs.snippets.quickstart.tests import FulfilOrderTests  # noqa: F401
 from docs.snippets.retention import jobs as retention_jobs
 from docs.snippets.retries import jobs as retries_jobs
 from docs.snippets.sleep import jobs as sleep_jobs
+from docs.snippets.sleep.test_jobs import (  # noqa: F401
+    test_review_is_asked_for_three_days_after_the_thanks,
+)
 from docs.snippets.stand_ins import mailer, payments
 from docs.snippets.timeouts import jobs as timeouts_jobs
 from docs.snippets.upgrading import jobs as upgrading_jobs
@@ -347,6 +351,21 @@ def test_upgraded_job_runs_next_to_the_old_version():
         "send-thanks",
         "ask-for-review",
     ]
+
+
+@pytest.mark.django_db
+def test_patched_job_asks_for_a_review_in_new_runs():
+    run = patches_jobs.welcome_gift.enqueue(order_id=31)
+    run_until_idle()
+    assert list(Step.objects.filter(run_id=run.id).values_list("kind", "name")) == [
+        ("step", "send-thanks"),
+        ("patch", "ask-for-review"),
+        ("step", "ask-for-review"),
+        ("event", "delivered"),
+    ]
+    send_event(run.id, "delivered")
+    run_until_idle()
+    assert get_run(run.id).status == RunStatus.COMPLETED
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ the page shows exactly what the fork will do.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -30,9 +30,6 @@ from ..storage.fork_plan import consumed_flags, plan_fork, refuse_status, starte
 from . import database
 from .actions import ACTIONS, plural
 
-if TYPE_CHECKING:
-    from .runs import RunAdmin
-
 PERMISSION = ACTIONS["retry"]
 # The run page lists this many forks of a run.
 LISTED = 50
@@ -45,7 +42,7 @@ def may_fork(request: HttpRequest) -> bool:
     return PERMISSION.allowed(request)
 
 
-def fork_urls(model_admin: RunAdmin) -> list[URLPattern]:
+def fork_urls(model_admin: admin.ModelAdmin[Run]) -> list[URLPattern]:
     view = model_admin.admin_site.admin_view(partial(fork_view, model_admin))
     return [path("<path:object_id>/fork/<int:position>/", view, name="django_durable_run_fork")]
 
@@ -102,7 +99,7 @@ def preview(run: Run, position: int) -> tuple[dict[str, Any], str | None]:
 
 
 def fork_view(
-    model_admin: RunAdmin, request: HttpRequest, object_id: str, position: int
+    model_admin: admin.ModelAdmin[Run], request: HttpRequest, object_id: str, position: int
 ) -> HttpResponse:
     """The confirmation page of "Fork from here"; a POST of it forks."""
     run = model_admin.get_object(request, object_id)
@@ -142,7 +139,9 @@ def fork_view(
 
 
 @admin.action(description="Fork selected finished runs from their failure", permissions=["retry"])
-def fork_from_failure(model_admin: RunAdmin, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+def fork_from_failure(
+    model_admin: admin.ModelAdmin[Run], request: HttpRequest, queryset: QuerySet[Run]
+) -> None:
     """Fork each selected run from its first failed or unfinished operation; report how
     many were forked, and which were refused and why."""
     forked, refused = 0, []

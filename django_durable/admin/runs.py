@@ -19,7 +19,7 @@ from ..models import Run
 from ..status import FINISHED_STATUSES, RunStatus, StepStatus
 from . import database
 from .actions import ACTIONS, perform
-from .confirmation import intermediate
+from .confirmation import LIST_COLUMNS, intermediate
 from .display import (
     describe_wait,
     duration,
@@ -72,18 +72,7 @@ class RunAdmin(ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     actions = ("retry_runs", "cancel_runs", "restart_runs", "send_event_to_runs", fork_from_failure)
-    # The columns the list draws; args, output and errors stay in the table.
-    list_columns = (
-        "id",
-        "status",
-        "job_name",
-        "queue_name",
-        "progress",
-        "attempt",
-        "created_at",
-        "started_at",
-        "finished_at",
-    )
+    list_columns = LIST_COLUMNS
 
     class Media:
         css = {"all": ("django_durable/admin.css",)}

@@ -21,8 +21,16 @@ from ..runner import execute_run
 from ..storage import _installed, get_storage
 from ..storage.base import ClaimedRun, Storage
 from .memory import Clock, InMemoryStorage
+from .time_travel import TimeTravel, storage_for_runs, time_travel
 
-__all__ = ["Clock", "InMemoryStorage", "run_until_idle", "use_storage"]
+__all__ = [
+    "Clock",
+    "InMemoryStorage",
+    "TimeTravel",
+    "run_until_idle",
+    "time_travel",
+    "use_storage",
+]
 
 
 S = TypeVar("S", bound=Storage)
@@ -48,9 +56,9 @@ def run_until_idle(
     """Execute runnable runs one by one until none is left; return how many ran.
 
     Runs of every queue are taken unless ``queues`` is given. Runs waiting for a future
-    time (a retry backoff, ``run_after``, a sleep) are left waiting. Job timeouts are
-    enforced before each operation, as in a worker. ``storage`` defaults to
-    ``get_storage()``.
+    time (a retry backoff, ``run_after``, a sleep) are left waiting; inside
+    ``time_travel()``, ``clock.advance()`` makes them due. Job timeouts are enforced
+    before each operation, as in a worker. ``storage`` defaults to ``get_storage()``.
     """
     storage = storage or get_storage()
     jobs = registered_jobs()
@@ -66,7 +74,8 @@ def run_until_idle(
             break
         (run,) = claimed
         guard = _deadline_guard(run, _timer(storage))
-        execute_run(storage, run, jobs[run.run.job_name], before_operation=guard)
+        executing = storage_for_runs(storage)
+        execute_run(executing, run, jobs[run.run.job_name], before_operation=guard)
         executed += 1
     return executed
 
