@@ -258,3 +258,30 @@ def test_the_docs_sample_forks_from_failure():
     run_until_idle()
     fork.refresh()
     assert fork.forked_from == old.id and fork.output == [5, 10, "three fixed"]
+
+
+@pytest.mark.django_db
+def test_pruning_keeps_the_family_an_unfinished_fork_started_from():
+    import io
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    parent = fork_jobs.fork_parent.enqueue()
+    run_until_idle()
+    fork_jobs.FIXED["on"] = True
+    # From the first wait: the fork reuses the first child and waits for it live.
+    fork = fork_run(parent.id, from_step=1)
+    old_family = Run.objects.exclude(pk=fork.id)
+    old_family.update(finished_at=timezone.now() - timedelta(days=60))
+
+    call_command("prune_runs", "--older-than", "1d", stdout=io.StringIO())
+    assert old_family.count() == 3  # the parent and its two children, kept for the fork
+
+    run_until_idle()
+    fork.refresh()
+    assert fork.status == RunStatus.COMPLETED, fork.errors
+    assert fork.output == [4, 9, "after fixed"]
+    call_command("prune_runs", "--older-than", "1d", stdout=io.StringIO())
+    assert not Run.objects.filter(pk=parent.id).exists()  # the fork is finished: it goes

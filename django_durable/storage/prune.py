@@ -124,11 +124,14 @@ def _prune_status(
     def batch() -> tuple[Pruned, list[dict[str, Any]]]:
         roots = _roots(alias, pruning, status, due, batch_size=batch_size, lock=not dry_run)
         families = _families(alias, roots, lock=not dry_run)
-        doomed = [
-            family
-            for family in families.values()
-            if all(pruning.expired(member, now) for member in family)
-        ]
+        doomed = _without_unfinished_forks(
+            alias,
+            [
+                family
+                for family in families.values()
+                if all(pruning.expired(member, now) for member in family)
+            ],
+        )
         ids = [member["id"] for family in doomed for member in family]
         nested = any(len(family) > 1 for family in doomed)
         return _delete(alias, ids, nested=nested, dry_run=dry_run), roots
@@ -162,6 +165,25 @@ def _roots(
 
 
 MEMBER = ("id", "job_name", "status", "finished_at")
+
+
+def _without_unfinished_forks(
+    alias: str, families: list[list[dict[str, Any]]]
+) -> list[list[dict[str, Any]]]:
+    """The families no unfinished fork started from: a fork may still wait for child
+    runs of the run it was forked from, which go with that run's family."""
+    ids = [member["id"] for family in families for member in family]
+    if not ids:
+        return families
+    forked = set(
+        Run.objects.using(alias)
+        .unfinished()
+        .filter(forked_from__in=ids)
+        .values_list("forked_from", flat=True)
+    )
+    if not forked:
+        return families
+    return [family for family in families if not any(m["id"] in forked for m in family)]
 
 
 def _families(
