@@ -72,3 +72,58 @@ def test_the_runs_and_their_signals_go_with_the_callers_transaction():
         assert received == [handle.id for handle in handles]
     finally:
         signals.run_enqueued.disconnect(receiver)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's own insert")
+def test_postgresqls_unnest_insert_stores_the_rows_the_portable_path_stores():
+    from datetime import UTC, datetime, timedelta
+
+    from django_durable.storage import storage_for
+    from django_durable.storage.base import NewRun
+    from django_durable.storage.orm import ORMStorage
+
+    parent = jobs.echo.enqueue()
+    news = [
+        NewRun(job_name="tests.echo", queue_name="default", priority=0, args=[], kwargs={}),
+        NewRun(
+            job_name="tests.echo",
+            queue_name="mail",
+            priority=-3,
+            args=[1, "two", None],
+            kwargs={"nested": {"list": [1.5, True]}},
+            concurrency_key="k",
+            run_after=timedelta(hours=1),
+            parent_id=parent.id,
+            scheduled_at=datetime(2030, 1, 1, tzinfo=UTC),
+            trace_context={"traceparent": "00-abc-def-01"},
+        ),
+        NewRun(
+            job_name="tests.echo",
+            queue_name="default",
+            priority=5,
+            args=[],
+            kwargs={"null": None},
+            run_after=datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC),
+        ),
+    ]
+    fast = storage_for("default").enqueue_many(news)
+    portable = ORMStorage("default").enqueue_many(news)
+    # Database times differ by the moment of each insert; everything else is the same.
+    moments = {"id", "created_at", "run_after", "wake_at"}
+
+    def columns(run):
+        fields = Run._meta.concrete_fields
+        return {f.attname: getattr(run, f.attname) for f in fields if f.attname not in moments}
+
+    for ours, theirs in zip(fast, portable, strict=True):
+        row, other = Run.objects.get(pk=ours.id), Run.objects.get(pk=theirs.id)
+        assert columns(row) == columns(other)
+        assert (row.wake_at is None) == (other.wake_at is None)
+        assert abs(row.run_after - other.run_after) < timedelta(seconds=30)
+        # The records handed back are the rows as stored.
+        assert ours == storage_for("default").get_run(ours.id)
+    immediate, delayed, at = fast
+    assert (immediate.status, delayed.status, at.status) == ("pending", "waiting", "waiting")
+    assert timedelta(minutes=59) < delayed.wake_at - immediate.run_after <= timedelta(hours=1)
+    assert at.run_after == at.wake_at == datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert immediate.errors == [] and immediate.errors is not delayed.errors

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..models import Run, Step
 from ..status import RunStatus, StepKind, StepStatus
 from .base import RunRecord, StepRecord
@@ -12,8 +15,15 @@ STEP_FIELDS = StepRecord.__slots__
 
 
 def run_record(run: Run) -> RunRecord:
-    values = {name: getattr(run, name) for name in RunRecord.__slots__}
-    values["status"] = RunStatus(run.status)
+    return record_from_columns(
+        {name: getattr(run, name) for name in (*RunRecord.__slots__, "status")}
+    )
+
+
+def record_from_columns(columns: Mapping[str, Any]) -> RunRecord:
+    """The record of a run row given as its column values (by attribute name)."""
+    values = {name: columns[name] for name in RunRecord.__slots__}
+    values["status"] = RunStatus(columns["status"])
     return RunRecord(**values)
 
 

@@ -107,20 +107,19 @@ class ORMStorage:
         return run_record(run), True
 
     def enqueue_many(self, news: Sequence[NewRun]) -> list[RunRecord]:
-        rows = [new_run_row(new) for new in news]
-
-        def insert() -> None:
-            self._runs().bulk_create(rows)  # one INSERT per batch the database allows
-            later = {row.pk: row for row in rows if not isinstance(row.run_after, datetime)}
-            times = (
-                self._runs().filter(pk__in=list(later)).values_list("pk", "run_after", "wake_at")
-            )
-            for pk, run_after, wake_at in times:  # as in enqueue(): the database's clock
-                later[pk].run_after, later[pk].wake_at = run_after, wake_at
-
-        own_write(self.alias, insert)
-        queues = {row.queue_name for row in rows if row.status == RunStatus.PENDING}
+        records = own_write(self.alias, lambda: self._insert_runs(news))
+        queues = {record.queue_name for record in records if record.status == RunStatus.PENDING}
         announce(self.alias, queues)  # one NOTIFY for the lot, when the caller commits
+        return records
+
+    def _insert_runs(self, news: Sequence[NewRun]) -> list[RunRecord]:
+        """Insert the runs in as few statements as the database allows (in a transaction)."""
+        rows = [new_run_row(new) for new in news]
+        self._runs().bulk_create(rows)
+        later = {row.pk: row for row in rows if not isinstance(row.run_after, datetime)}
+        times = self._runs().filter(pk__in=list(later)).values_list("pk", "run_after", "wake_at")
+        for pk, run_after, wake_at in times:  # as in enqueue(): the database's clock
+            later[pk].run_after, later[pk].wake_at = run_after, wake_at
         return [run_record(row) for row in rows]
 
     def delete_runs(self, ids: list[uuid.UUID], *, nested: bool) -> Pruned:

@@ -30,18 +30,24 @@ from .own_writes import own_transaction
 def new_run_row(new: NewRun) -> Run:
     """The row to insert. Its times are database-clock expressions (the model's
     ``db_default`` for an immediate run), so the enqueuing host's clock is never used."""
-    run = Run(
-        job_name=new.job_name,
-        queue_name=new.queue_name,
-        priority=new.priority,
-        args=new.args,
-        kwargs=new.kwargs,
-        idempotency_key=new.idempotency_key,
-        concurrency_key=new.concurrency_key,
-        parent_id=new.parent_id,
-        scheduled_at=new.scheduled_at,
-        trace_context=new.trace_context,
-    )
+    return Run(**new_run_columns(new))
+
+
+def new_run_columns(new: NewRun) -> dict[str, Any]:
+    """The column values of a new run's row; ``run_after`` and ``wake_at`` are there
+    only for a run that waits for its time (a ``DbNow`` delay or a datetime)."""
+    columns: dict[str, Any] = {
+        "job_name": new.job_name,
+        "queue_name": new.queue_name,
+        "priority": new.priority,
+        "args": new.args,
+        "kwargs": new.kwargs,
+        "idempotency_key": new.idempotency_key,
+        "concurrency_key": new.concurrency_key,
+        "parent_id": new.parent_id,
+        "scheduled_at": new.scheduled_at,
+        "trace_context": new.trace_context,
+    }
     when: datetime | DbNow | None = None
     if isinstance(new.run_after, timedelta):
         if new.run_after > timedelta(0):
@@ -50,8 +56,8 @@ def new_run_row(new: NewRun) -> Run:
         when = new.run_after
     if when is not None:
         # Future or not, the database clock decides when it becomes runnable.
-        run.status, run.run_after, run.wake_at = RunStatus.WAITING, when, when
-    return run
+        columns.update(status=RunStatus.WAITING, run_after=when, wake_at=when)
+    return columns
 
 
 def suspend_changes(

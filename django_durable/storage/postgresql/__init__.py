@@ -12,10 +12,11 @@ from collections.abc import Collection, Mapping, Sequence
 
 from django.utils import timezone
 
-from ..base import ClaimedRun
+from ..base import ClaimedRun, NewRun, RunRecord
 from ..orm import ORMStorage
 from ..prune import Pruned
 from .claim import claim_postgresql
+from .enqueue import insert_runs
 from .fenced import PostgresFencedWriter
 from .prune import delete_rows
 
@@ -44,6 +45,9 @@ class PostgresStorage(ORMStorage):
             limit=limit,
             timeouts=timeouts or {},
         )
+
+    def _insert_runs(self, news: Sequence[NewRun]) -> list[RunRecord]:
+        return insert_runs(self.alias, news)
 
     def delete_runs(self, ids: list[uuid.UUID], *, nested: bool) -> Pruned:
         return delete_rows(self.alias, ids)
