@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -129,6 +129,19 @@ def claimable_exists(alias: str, job_names: Collection[str], queues: Sequence[st
         return True
     waiting = _candidates(alias, job_names, queues, RunStatus.WAITING)
     return waiting.filter(wake_at__lte=DbNow()).exists()
+
+
+def unclaimable_job_names(alias: str, known: Collection[str]) -> dict[str, int]:
+    """Pending runs per job name that no claim with ``known`` job names can take."""
+    rows = (
+        Run.objects.using(alias)
+        .filter(status=RunStatus.PENDING)
+        .exclude(job_name__in=list(known))
+        .values("job_name")
+        .annotate(count=Count("pk"))
+        .order_by("job_name")
+    )
+    return {row["job_name"]: row["count"] for row in rows}
 
 
 def _take_slots(alias: str, runs: list[Run]) -> set[uuid.UUID]:
