@@ -1,5 +1,6 @@
-"""The storage protocol on the Django ORM: SQLite and MySQL/MariaDB, and the base of
-PostgreSQL's (``postgresql/``)."""
+"""The storage protocol on the Django ORM: the portable code, and the base of each
+vendor's class (``sqlite/``, ``mysql/``, ``postgresql/``), which ``storage_class()``
+chooses."""
 
 from __future__ import annotations
 
