@@ -1,7 +1,7 @@
 """Instant pickup on PostgreSQL: NOTIFY when runs become runnable, LISTEN in workers.
 
 ``announce`` sends a notification when the caller's transaction commits, never if it
-rolls back. Other databases poll.
+rolls back, where the alias's storage class ``notifies``. Other databases poll.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .conf import durable_settings
+from .storage import storage_class
 
 logger = logging.getLogger("django_durable")
 
@@ -42,10 +43,10 @@ def announce(alias: str, queue_names: Iterable[str]) -> None:
     back), once for all the runs it made runnable: enqueueing many runs in one
     transaction costs one NOTIFY, not one per run.
     """
-    connection = connections[alias]
     names = set(queue_names)
-    if connection.vendor != "postgresql" or not names:
+    if not names or not storage_class(alias).notifies:
         return
+    connection = connections[alias]
     if not connection.in_atomic_block:
         _notify(alias, names)
         return
@@ -81,7 +82,7 @@ def listen_alias() -> str | None:
     if configured is False:
         return None
     alias = configured or durable_settings.DATABASE
-    return alias if connections[alias].vendor == "postgresql" else None
+    return alias if storage_class(alias).notifies else None
 
 
 class Listener(threading.Thread):

@@ -346,9 +346,9 @@ def test_log_exception_keeps_the_traceback():
 def test_a_failing_journal_write_abandons_the_run_instead_of_failing_it():
     from django.db import OperationalError
 
-    from django_durable.storage.orm import ORMStorage
+    from django_durable.storage import storage_class
 
-    class DatabaseGoesAway(ORMStorage):
+    class DatabaseGoesAway(storage_class("default")):
         def checkpoint(self, lease, checkpoint):
             self._fenced.write = self._broken  # the next fenced write fails
             return super().checkpoint(lease, checkpoint)

@@ -17,8 +17,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from django_durable.storage import storage_class
 from django_durable.storage.base import ClaimedRun
-from django_durable.storage.orm import ORMStorage
 from django_durable.worker import Worker
 from tests.workers import WorkerProcess, wait_until
 
@@ -55,7 +55,7 @@ def test_a_running_worker_keeps_the_file_fresh_and_a_frozen_one_does_not(tmp_pat
         assert worker.terminate() == 0, worker.output
 
 
-class Unreachable(ORMStorage):
+class Unreachable(storage_class("default")):  # the test database's own storage class
     """Storage whose claims fail as a lost database's would, until told otherwise."""
 
     def __init__(self) -> None:

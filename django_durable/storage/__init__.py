@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -24,16 +25,54 @@ def get_storage() -> Storage:
 
 
 def storage_for(alias: str) -> ORMStorage:
-    """The database storage for ``alias``: PostgreSQL's own, or the portable one."""
+    """The database storage for ``alias``: its vendor's class (``storage_class``)."""
+    return storage_class(alias)(alias)
+
+
+def storage_class(alias: str) -> type[ORMStorage]:
+    """The storage class for ``alias``'s database, chosen by its vendor: the one place
+    that looks at it. Shared code asks the class what it needs to know (its attributes
+    and hooks), never the vendor."""
     from django.db import connections
 
-    if connections[alias].vendor == "postgresql":
-        from .postgresql import PostgresStorage
+    return _class_for(connections[alias].vendor)
 
-        return PostgresStorage(alias)
+
+# Each imported only when chosen: psycopg or mysqlclient may not be installed.
+def _postgresql() -> type[ORMStorage]:
+    from .postgresql import PostgresStorage
+
+    return PostgresStorage
+
+
+def _mysql() -> type[ORMStorage]:
+    from .mysql import MySQLStorage
+
+    return MySQLStorage
+
+
+def _sqlite() -> type[ORMStorage]:
+    from .sqlite import SQLiteStorage
+
+    return SQLiteStorage
+
+
+def _portable() -> type[ORMStorage]:
     from .orm import ORMStorage
 
-    return ORMStorage(alias)
+    return ORMStorage
+
+
+_VENDORS: dict[str, Callable[[], type[ORMStorage]]] = {
+    "postgresql": _postgresql,
+    "mysql": _mysql,
+    "sqlite": _sqlite,
+}
+
+
+@functools.cache
+def _class_for(vendor: str) -> type[ORMStorage]:
+    return _VENDORS.get(vendor, _portable)()
 
 
 def on_commit(storage: Storage, callback: Callable[[], object]) -> None:

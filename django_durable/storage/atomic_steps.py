@@ -10,19 +10,18 @@ A worker frozen inside the transaction would hold that lock for good, so the dat
 told to end it: PostgreSQL through transaction-local ``idle_in_transaction_session_timeout``
 and ``statement_timeout`` set by the fence statement itself (no extra round trip),
 MariaDB through the session's ``idle_transaction_timeout`` and ``max_statement_time``,
-set after BEGIN and reset after the transaction. SQLite and MySQL have no such limit.
+set after BEGIN and reset after the transaction (``mysql/``). SQLite and MySQL have no
+such limit.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..conf import durable_settings
 from ..models import Run
@@ -31,23 +30,6 @@ from . import leases
 from .base import Checkpoint, Lease
 from .fenced import FencedWriter
 from .own_writes import own_transaction
-
-
-def _is_mariadb(connection: BaseDatabaseWrapper) -> bool:
-    return connection.vendor == "mysql" and bool(getattr(connection, "mysql_is_mariadb", False))
-
-
-def _set_mariadb_limits(connection: BaseDatabaseWrapper, timeout: float | None) -> None:
-    with connection.cursor() as cursor:
-        if timeout is None:
-            cursor.execute(
-                "SET SESSION idle_transaction_timeout = DEFAULT, max_statement_time = DEFAULT"
-            )
-        else:
-            cursor.execute(
-                "SET SESSION idle_transaction_timeout = %s, max_statement_time = %s",
-                [max(1, math.ceil(timeout)), timeout],
-            )
 
 
 class ORMAtomicStep:
@@ -70,7 +52,7 @@ class ORMAtomicStep:
         # one statement with the journal entry's INSERT).
         self.writer.write_in_transaction(self.lease, changes, checkpoint)
         renewed = {self.lease.run_id}
-        if self.renew and connections[self.alias].vendor == "sqlite":
+        if self.renew:
             others = Run.objects.using(self.alias).filter(
                 pk__in=list(self.renew), lease_owner=self.lease.owner, status=RunStatus.RUNNING
             )
@@ -81,21 +63,28 @@ class ORMAtomicStep:
 
 @contextmanager
 def atomic_step_transaction(
-    alias: str, writer: FencedWriter, lease: Lease, renew: Collection[uuid.UUID]
+    alias: str,
+    writer: FencedWriter,
+    lease: Lease,
+    *,
+    renew: Collection[uuid.UUID],
+    limits: Callable[[float | None], None] | None,
 ) -> Iterator[ORMAtomicStep]:
+    """The step's transaction; ``renew``: the worker's other leases to renew with its
+    checkpoint; ``limits``: sets the session's time limits (None resets them), where
+    the fence statement cannot."""
     connection = connections[alias]
     timeout = durable_settings.ATOMIC_STEP_TIMEOUT
-    mariadb = _is_mariadb(connection)
     try:
         # Not run again on a lock error here: the caller decides (the body is job code).
         with own_transaction(alias):
-            if mariadb:
-                _set_mariadb_limits(connection, timeout)
+            if limits is not None:
+                limits(timeout)
             writer.fence(lease, {}, check_cancel=True, select=writer.time_limits(timeout))
             yield ORMAtomicStep(alias, writer, lease, renew)
     finally:
-        if mariadb and connection.connection is not None:
+        if limits is not None and connection.connection is not None:
             try:
-                _set_mariadb_limits(connection, None)
+                limits(None)
             except DatabaseError:
                 connection.close()  # a new connection starts with the server's defaults

@@ -131,6 +131,19 @@ def claimable_exists(alias: str, job_names: Collection[str], queues: Sequence[st
     return waiting.filter(wake_at__lte=DbNow()).exists()
 
 
+def unclaimable_job_names(alias: str, known: Collection[str]) -> dict[str, int]:
+    """Pending runs per job name that no claim with ``known`` job names can take."""
+    rows = (
+        Run.objects.using(alias)
+        .filter(status=RunStatus.PENDING)
+        .exclude(job_name__in=list(known))
+        .values("job_name")
+        .annotate(count=Count("pk"))
+        .order_by("job_name")
+    )
+    return {row["job_name"]: row["count"] for row in rows}
+
+
 def _take_slots(alias: str, runs: list[Run]) -> set[uuid.UUID]:
     """Take the key slot of each keyed run; return the runs that hold theirs.
 
@@ -243,16 +256,3 @@ def _claim_sqlite(
             started_at=None if run.started_at == now else run.started_at,
         )
     return [(run, run.started_at == now and run.forked_from is None) for run in runs]
-
-
-def unclaimable_counts(alias: str, known: Collection[str]) -> dict[str, int]:
-    """Pending runs per job name for jobs not in ``known`` (no worker can claim them)."""
-    rows = (
-        Run.objects.using(alias)
-        .filter(status=RunStatus.PENDING)
-        .exclude(job_name__in=list(known))
-        .values("job_name")
-        .annotate(count=Count("pk"))
-        .order_by("job_name")
-    )
-    return {row["job_name"]: row["count"] for row in rows}

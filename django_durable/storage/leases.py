@@ -1,5 +1,6 @@
 """A run's lease, written once: the condition that fences every write by its holder,
-when a lease taken or renewed now expires, and when it has expired.
+when a lease taken or renewed now expires, when it has expired, and the heartbeat that
+renews a worker's leases.
 
 All three are by the database's clock and row, never a worker's. The ORM code, the
 hand-built SQL and PostgreSQL's prepared statements take them from here.
@@ -7,6 +8,8 @@ hand-built SQL and PostgreSQL's prepared statements take them from here.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -16,7 +19,7 @@ from django.db.models.sql import Query
 from ..conf import durable_settings
 from ..models import Run
 from ..status import RunStatus
-from .base import Lease
+from .base import Heartbeat, Lease
 from .dbclock import DbNow
 
 # A run's changes when its lease ends, whoever ends it.
@@ -66,3 +69,22 @@ def fence_params(lease: Lease, connection: BaseDatabaseWrapper) -> list[Any]:
         field.get_db_prep_value(value, connection)
         for field, value in zip(fields, (lease.run_id, lease.token), strict=True)
     ]
+
+
+def renew(alias: str, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
+    """A heartbeat: renew every lease ``owner`` still holds among ``run_ids`` in one
+    UPDATE, and read back which it renewed and which were asked to cancel."""
+    if not run_ids:
+        return Heartbeat(renewed=frozenset(), cancel_requested=frozenset())
+    held = Run.objects.using(alias).filter(
+        pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner
+    )
+    held.update(lease_expires_at=expiry())
+    # Read after the UPDATE: a run taken over in between is left out (the worker gives
+    # it up, as it must), and no run becomes this owner's without its main thread's
+    # claim, so every run read back is one the UPDATE renewed.
+    rows = list(held.values_list("pk", "cancel_requested"))
+    return Heartbeat(
+        renewed=frozenset(pk for pk, _ in rows),
+        cancel_requested=frozenset(pk for pk, cancel in rows if cancel),
+    )

@@ -1,5 +1,6 @@
-"""The storage protocol on the Django ORM: SQLite and MySQL/MariaDB, and the base of
-PostgreSQL's (``postgresql/``)."""
+"""The storage protocol on the Django ORM: the portable code, and the base of each
+vendor's class (``sqlite/``, ``mysql/``, ``postgresql/``), which ``storage_class()``
+chooses."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from .base import (
     StepRecord,
     WorkerInfo,
 )
-from .claim import claim_runs, claimable_exists, unclaimable_counts
+from .claim import claim_runs, claimable_exists, unclaimable_job_names
 from .convert import run_record, step_record
 from .dbclock import DbNow, database_now
 from .fenced import FencedWriter, storage_errors
@@ -55,17 +56,34 @@ T = TypeVar("T")
 class ORMStorage:
     """Storage on one database alias (``DURABLE["DATABASE"]``)."""
 
+    # What differs by database: each vendor's subclass (``sqlite/``, ``mysql/``,
+    # ``postgresql/``) sets these, and shared code asks them, never the vendor.
     writer_class: type[FencedWriter] = FencedWriter
+    # A write transaction holds the whole database (SQLite).
+    transactions_hold_database = False
+    # Runs made runnable are announced with NOTIFY, and workers can LISTEN (PostgreSQL).
+    notifies = False
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
         self._fenced = self.writer_class(alias)
 
-    # -- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def begin_transaction(alias: str) -> AbstractContextManager[None]:
+        """A new transaction of the library's own (not nested): Django's, as configured."""
+        return transaction.atomic(using=alias)
 
-    @property
-    def _vendor(self) -> str:
-        return connections[self.alias].vendor
+    def session_limits(self) -> Callable[[float | None], None] | None:
+        """Where the database ends a transaction after a time limit only through session
+        settings (MariaDB): a function that sets them (None: resets them)."""
+        return None
+
+    def estimated_rows(self, tables: list[str]) -> dict[str, int] | None:
+        """Rows per table from the server's statistics, cheap however large the tables;
+        None where counting is cheap enough (or no estimate exists)."""
+        return None
+
+    # -- helpers -----------------------------------------------------------------------
 
     def _runs(self) -> QuerySet[Run]:
         return Run.objects.using(self.alias)
@@ -213,14 +231,17 @@ class ORMStorage:
                 raise
             raise storage_error(lease, error, "its fenced transaction failed") from error
 
-    @property
-    def transactions_hold_database(self) -> bool:
-        return self._vendor == "sqlite"
-
     def atomic_step(
         self, lease: Lease, *, renew: Collection[uuid.UUID] = ()
     ) -> AbstractContextManager[ORMAtomicStep]:
-        return atomic_step_transaction(self.alias, self._fenced, lease, renew)
+        # Other leases need renewing only where no heartbeat can run meanwhile.
+        return atomic_step_transaction(
+            self.alias,
+            self._fenced,
+            lease,
+            renew=renew if self.transactions_hold_database else (),
+            limits=self.session_limits(),
+        )
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None:
         changes = {
@@ -326,20 +347,7 @@ class ORMStorage:
 
     @own_write_method(atomic=False)  # an UPDATE and a SELECT, both safe to run again
     def heartbeat(self, owner: str, run_ids: Collection[uuid.UUID]) -> Heartbeat:
-        if not run_ids:
-            return Heartbeat(renewed=frozenset(), cancel_requested=frozenset())
-        held = self._runs().filter(
-            pk__in=list(run_ids), status=RunStatus.RUNNING, lease_owner=owner
-        )
-        held.update(lease_expires_at=leases.expiry())
-        # Read after the UPDATE: a run taken over in between is left out (the worker gives
-        # it up, as it must), and no run becomes this owner's without its main thread's
-        # claim, so every run read back is one the UPDATE renewed.
-        rows = list(held.values_list("pk", "cancel_requested"))
-        return Heartbeat(
-            renewed=frozenset(pk for pk, _ in rows),
-            cancel_requested=frozenset(pk for pk, cancel in rows if cancel),
-        )
+        return leases.renew(self.alias, owner, run_ids)
 
     def finish_cancelled(self, lease: Lease, checkpoint: Checkpoint) -> None:
         changes = {
@@ -381,7 +389,7 @@ class ORMStorage:
         return sweeps.promote_due(self.alias, limit=limit)
 
     def unclaimable_job_names(self, known: Collection[str]) -> dict[str, int]:
-        return unclaimable_counts(self.alias, known)
+        return unclaimable_job_names(self.alias, known)
 
     @own_write_method(atomic=False)
     def worker_seen(self, info: WorkerInfo) -> None:

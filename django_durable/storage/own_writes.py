@@ -2,10 +2,10 @@
 try when the database gave up on a lock.
 
 Whatever the project chose (Django's stock SQLite has DEFERRED transactions, a 5 s busy
-timeout and a rollback journal), our own transactions on SQLite begin IMMEDIATE: they
-take the write lock at BEGIN, waiting for it as long as the busy timeout allows, so a
-transaction that reads first never has to upgrade a read lock, which SQLite refuses at
-once, without waiting, while another connection holds the write lock.
+timeout and a rollback journal), our own transactions on SQLite begin IMMEDIATE
+(``sqlite/transactions.py``): they take the write lock at BEGIN, waiting for it as long
+as the busy timeout allows, so a transaction that reads first never has to upgrade a
+read lock.
 
 What still fails on a lock (the busy timeout passed; on MySQL/MariaDB a deadlock victim
 or a lock wait timeout) was rolled back entirely, so it is run again after a short
@@ -29,6 +29,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 from django.db import DatabaseError, OperationalError, connections, transaction
 
 from ..exceptions import StorageError
+from . import storage_class
 from .base import Lease, StorageBusy
 
 T = TypeVar("T")
@@ -70,23 +71,15 @@ def storage_error(lease: Lease, error: DatabaseError, what: str) -> StorageError
 
 @contextmanager
 def own_transaction(alias: str) -> Iterator[None]:
-    """A transaction of ours: on SQLite it begins IMMEDIATE whatever the project's
-    ``transaction_mode``; inside a transaction already open, a savepoint of it."""
-    connection = connections[alias]
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
+    """A transaction of ours, begun as the alias's storage class begins its own (on
+    SQLite IMMEDIATE, whatever the project's ``transaction_mode``); inside a transaction
+    already open, a savepoint of it."""
+    if connections[alias].in_atomic_block:
         with transaction.atomic(using=alias):
             yield
         return
-    # Connecting reads OPTIONS into transaction_mode, so connect before overriding it.
-    connection.ensure_connection()
-    chosen = connection.transaction_mode  # type: ignore[attr-defined]
-    connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]
-    try:
-        with transaction.atomic(using=alias):
-            connection.transaction_mode = chosen  # type: ignore[attr-defined]
-            yield
-    finally:
-        connection.transaction_mode = chosen  # type: ignore[attr-defined]
+    with storage_class(alias).begin_transaction(alias):
+        yield
 
 
 def _aliases() -> set[str]:

@@ -12,7 +12,6 @@ import functools
 import uuid
 from typing import Any
 
-from django.db import connections
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -43,9 +42,9 @@ def recover_stale(alias: str, *, max_recoveries: int, limit: int) -> StaleSweep:
     # sweep and this one, hence the condition here too.
     expired = leases.expired() & ~_past_deadline()
     columns = ("pk", "recoveries", "errors", "attempt", "queue_name", "cancel_requested")
+    # Where there are no row locks (SQLite) Django leaves the clause out.
     stale = Run.objects.using(alias).filter(expired).order_by("lease_expires_at")
-    if connections[alias].vendor != "sqlite":
-        stale = stale.select_for_update(skip_locked=True)
+    stale = stale.select_for_update(skip_locked=True)
     rows = [dict(zip(columns, row, strict=True)) for row in stale.values_list(*columns)[:limit]]
     requeue = [
         row for row in rows if not row["cancel_requested"] and row["recoveries"] < max_recoveries
@@ -85,8 +84,7 @@ def fail_overdue(alias: str, *, limit: int) -> list[uuid.UUID]:
     overdue = _past_deadline() & (Q(status=RunStatus.WAITING) | leases.expired())
     failed = []
     rows = Run.objects.using(alias).filter(overdue).order_by("deadline")
-    if connections[alias].vendor != "sqlite":
-        rows = rows.select_for_update(skip_locked=True)
+    rows = rows.select_for_update(skip_locked=True)  # as in recover_stale
     for pk, errors, attempt, deadline in rows.values_list("pk", "errors", "attempt", "deadline")[
         :limit
     ]:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
 from django.utils import autoreload
 
 from ...conf import durable_settings
@@ -131,7 +130,7 @@ class Command(BaseCommand):
             raise CommandError("No jobs are registered: define @job functions in an app's jobs.py.")
         # A log line, not a system check: checks cannot see --concurrency, and a warning
         # that names this worker lands in the same log as its start line.
-        if connections[durable_settings.DATABASE].vendor == "sqlite" and worker.concurrency > 1:
+        if worker.storage.transactions_hold_database and worker.concurrency > 1:
             logger.warning(
                 "worker=%s event=sqlite_concurrency concurrency=%s hint=%s",
                 worker.worker_id,

@@ -2,7 +2,8 @@
 
 ``get_storage()`` chooses it, once, for an alias whose vendor is PostgreSQL. The claim
 and the fenced writes are single prepared statements (one round trip each, no explicit
-transaction); everything else is the portable ORM code it inherits.
+transaction), pruning is one statement per batch, and runs made runnable are announced
+with NOTIFY (``notify.py``); everything else is the portable ORM code it inherits.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 
+from django.db import connections
 from django.utils import timezone
 
 from ..base import ClaimedRun, NewRun, RunRecord
@@ -23,6 +25,7 @@ from .prune import delete_rows
 
 class PostgresStorage(ORMStorage):
     writer_class = PostgresFencedWriter
+    notifies = True
 
     def claim(
         self,
@@ -51,3 +54,14 @@ class PostgresStorage(ORMStorage):
 
     def delete_runs(self, ids: list[uuid.UUID], *, nested: bool) -> Pruned:
         return delete_rows(self.alias, ids)
+
+    def estimated_rows(self, tables: list[str]) -> dict[str, int] | None:
+        # The planner's estimate, as fresh as the last ANALYZE: COUNT(*) reads the table.
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, reltuples::bigint FROM pg_class WHERE oid IN "
+                "(SELECT to_regclass(quote_ident(name)) FROM unnest(%s::text[]) AS name)",
+                [tables],
+            )
+            # reltuples is -1 for a table never analysed or vacuumed.
+            return {name: max(rows, 0) for name, rows in cursor.fetchall()}

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ..exceptions import RunNotFound
-from ..status import RunStatus, StepKind, StepStatus
-from ..storage.base import Checkpoint, ClaimedRun, NewRun, StepRecord, Storage
+from ...exceptions import RunNotFound
+from ...status import RunStatus, StepKind, StepStatus
+from ...storage.base import Checkpoint, ClaimedRun, NewRun, StepRecord, Storage
 
 JOB = "conformance.fork"
 CHILD_JOB = "conformance.fork_child"
