@@ -135,7 +135,7 @@ def unclaimable_job_names(alias: str, known: Collection[str]) -> dict[str, int]:
     """Pending runs per job name that no claim with ``known`` job names can take."""
     rows = (
         Run.objects.using(alias)
-        .filter(status=RunStatus.PENDING)
+        .pending()
         .exclude(job_name__in=list(known))
         .values("job_name")
         .annotate(count=Count("pk"))

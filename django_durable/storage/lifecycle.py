@@ -79,7 +79,7 @@ def cancel(alias: str, run_id: uuid.UUID) -> None:
                 Run.objects.using(alias)
                 .select_for_update()
                 .filter(pk__in=frontier)
-                .exclude(status__in=FINISHED_STATUSES)
+                .unfinished()
                 .only("status", "parent_id", "concurrency_key", "queue_name")
             )
             idle = [run.pk for run in runs if run.status != RunStatus.RUNNING]
@@ -110,7 +110,7 @@ def cancel(alias: str, run_id: uuid.UUID) -> None:
             frontier = list(
                 Run.objects.using(alias)
                 .filter(parent_id__in=[run.pk for run in runs])
-                .exclude(status__in=FINISHED_STATUSES)
+                .unfinished()
                 .values_list("pk", flat=True)
             )
 
@@ -120,7 +120,7 @@ def cancel_children(alias: str, parent_id: uuid.UUID) -> None:
     children = (
         Run.objects.using(alias)
         .filter(parent_id=parent_id)
-        .exclude(status__in=FINISHED_STATUSES)
+        .unfinished()
         .values_list("pk", flat=True)
     )
     for child_id in list(children):
@@ -238,12 +238,7 @@ def _wake_parent_if_ready(alias: str, parent_id: uuid.UUID) -> None:
         return
     if not awaited:
         return
-    unfinished = (
-        Run.objects.using(alias)
-        .filter(pk__in=awaited)
-        .exclude(status__in=FINISHED_STATUSES)
-        .exists()
-    )
+    unfinished = Run.objects.using(alias).filter(pk__in=awaited).unfinished().exists()
     if not unfinished:
         wake(alias, parent)
 
