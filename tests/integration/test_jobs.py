@@ -26,8 +26,8 @@ def test_job_names_default_to_module_and_qualname():
 
     registered = job(sample)
     assert (
-        registered.name
-        == "tests.test_jobs.test_job_names_default_to_module_and_qualname.<locals>.sample"
+        registered.name == "tests.integration.test_jobs."
+        "test_job_names_default_to_module_and_qualname.<locals>.sample"
     )
     assert get_job(registered.name) is registered
 

@@ -10,12 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_durable import RunStatus, cancel_run, context, job
-from django_durable.models import Run, Step
 from django_durable.storage import get_storage
 from django_durable.testing import InMemoryStorage, run_until_idle, use_storage
 from django_durable.testing.factories import RunFactory
-from tests.testapp import jobs
-from tests.workers import WorkerProcess, wait_until
 
 # What each step body saw in storage right after each ctx.progress() call.
 seen: list[object] = []
@@ -92,34 +89,6 @@ def test_a_refused_progress_write_does_not_fail_the_step(memory):
     record = memory.get_run(handle.id)
     assert record.status == RunStatus.CANCELLED
     assert [step.name for step in memory.load_journal(handle.id)] == ["cancelled"]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_workers_long_step_shows_its_progress_before_it_ends(tmp_path):
-    flag = tmp_path / "release"
-    handle = jobs.ticks_until_released.enqueue(str(flag))
-    worker = WorkerProcess(tmp_path / "worker.log", "--burst")
-    try:
-
-        def progress_done():
-            return (Run.objects.get(pk=handle.id).progress or {}).get("done") or 0
-
-        wait_until(lambda: progress_done() >= 1, what="progress from inside the step")
-        first = progress_done()
-        # Throttled, not frozen: a later value arrives while the step still runs.
-        wait_until(lambda: progress_done() > first, what="a second progress write")
-        run = Run.objects.get(pk=handle.id)
-        assert run.status == RunStatus.RUNNING
-        assert not Step.objects.filter(run_id=handle.id).exists()  # the step has not ended
-        flag.touch()
-        assert worker.wait() == 0, worker.output
-    finally:
-        flag.touch()
-        if worker.process.poll() is None:
-            worker.kill()
-    run = Run.objects.get(pk=handle.id)
-    assert run.status == RunStatus.COMPLETED
-    assert run.progress == {"done": run.output, "total": None, "message": f"tick {run.output}"}
 
 
 # -- the JSON the run page polls ----------------------------------------------------------
