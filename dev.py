@@ -3,15 +3,19 @@
 
     python3 dev.py demo   # run the example project's demo on SQLite
     python3 dev.py test   # lint, migration check, the docs build and the test suite
+                          # ("test --folders unit,integration": only those test folders)
     python3 dev.py serve  # the example project's site and a worker, after the demo
     python3 dev.py docs   # serve the docs on 127.0.0.1:8001; "docs build" builds them into site/,
                           # "docs sync" copies docs/snippets/ files into the pages' code blocks
     python3 dev.py bench  # worker benchmark on a throwaway PostgreSQL (see bench/run.py)
 
 Each creates (once) a virtual environment for the running Python in .venv-X.Y, with
-Django 5.2 LTS on Python 3.11 and Django 6.1 on 3.12+. ``test`` runs the suite once per
-database URL in TEST_DATABASE_URLS (space separated; "sqlite" means a local SQLite file,
-the default); extra arguments go to pytest, e.g. ``python3 dev.py test -k claim``.
+Django 5.2 LTS on Python 3.11 and Django 6.1 on 3.12+. ``test`` runs tests/unit/ once with
+no database configured, then tests/integration/ and tests/acceptance/ once per database URL
+in TEST_DATABASE_URLS (space separated; "sqlite" means a local SQLite file, the default).
+``--folders unit,integration`` runs only those folders, ``--tests-only`` skips the lint, mypy,
+migration and docs checks; other arguments go to pytest, e.g.
+``python3 dev.py test -k claim``, and test paths among them replace the folders.
 """
 
 from __future__ import annotations
@@ -109,56 +113,100 @@ def docs(args: list[str]) -> None:
         run(python, "-m", "mkdocs", "serve", "--dev-addr", "127.0.0.1:8001", *args, env=env)
 
 
-def test(pytest_args: list[str]) -> None:
+FOLDERS = ("unit", "integration", "acceptance")
+NO_TESTS_COLLECTED = 5  # pytest's exit code when a -k or -m filter leaves nothing
+
+
+def split_test_args(args: list[str]) -> tuple[list[str], list[str], list[str], bool]:
+    """(folders, test paths, other pytest arguments, whether to lint first) from
+    ``dev.py test``'s arguments."""
+    folders, paths, rest, lint = list(FOLDERS), [], [], True
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if arg == "--tests-only":
+            lint = False
+        elif arg == "--folders" or arg.startswith("--folders="):
+            value = arg.partition("=")[2] or (args.pop(0) if args else "")
+            folders = [name for name in value.split(",") if name]
+            unknown = set(folders) - set(FOLDERS)
+            if unknown or not folders:
+                sys.exit(f"--folders takes a comma-separated list of {', '.join(FOLDERS)}")
+        elif not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists():
+            paths.append(arg)
+        else:
+            rest.append(arg)
+    return folders, paths, rest, lint
+
+
+def pytest_stage(python: Path, label: str, args: list[str], env: dict[str, str]) -> bool:
+    """Run pytest once; True if it passed (or a filter left nothing to run here)."""
+    started = time.monotonic()
+    code = subprocess.run([str(python), "-m", "pytest", *args], cwd=ROOT, env=env).returncode
+    print(f"-- {label}: exit {code} in {time.monotonic() - started:.0f}s", flush=True)
+    return code == 0 or (code == NO_TESTS_COLLECTED and any(a.startswith("-") for a in args))
+
+
+def test(args: list[str]) -> None:
+    folders, paths, pytest_args, lint = split_test_args(args)
     urls = os.environ.get("TEST_DATABASE_URLS", "sqlite").split()
     extras = {"postgres" for u in urls if u.startswith("postgres")}
     extras |= {"mysql" for u in urls if u.startswith("mysql")}
     python = ensure_venv(extras)
     base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base_env.pop("DATABASE_URL", None)
-    say("ruff")
-    run(python, "-m", "ruff", "check", ".")
-    run(python, "-m", "ruff", "format", "--check", ".")
-    say("mypy")
-    run(python, "-m", "mypy", env=base_env)
-    say("migrations are up to date")
-    run(
-        python,
-        "-m",
-        "django",
-        "makemigrations",
-        "--check",
-        "--dry-run",
-        env={**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-    )
-    say("docs build (mkdocs --strict)")
-    run(
-        python,
-        "-m",
-        "mkdocs",
-        "build",
-        "--strict",
-        "--quiet",
-        "--site-dir",
-        ROOT / "build" / "site",
-        env=base_env,
-    )
-    failed = []
-    for url in urls:
+    if lint:  # --tests-only: CI's later stages on a Python whose checks already ran
+        say("ruff")
+        run(python, "-m", "ruff", "check", ".")
+        run(python, "-m", "ruff", "format", "--check", ".")
+        say("mypy")
+        run(python, "-m", "mypy", env=base_env)
+        say("migrations are up to date")
+        run(
+            python,
+            "-m",
+            "django",
+            "makemigrations",
+            "--check",
+            "--dry-run",
+            env={**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        )
+        say("docs build (mkdocs --strict)")
+        run(
+            python,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--quiet",
+            "--site-dir",
+            ROOT / "build" / "site",
+            env=base_env,
+        )
+    # Paths under tests/unit/ run with the unit tests, once, with no database configured.
+    unit_paths = [p for p in paths if Path(p).parts[:2] == ("tests", "unit")]
+    if not paths and "unit" in folders:
+        unit_paths = ["tests/unit"]
+    selection = [p for p in paths if p not in unit_paths]
+    if not paths:
+        selection = [f"tests/{name}" for name in folders if name != "unit"]
+    failed, passed = [], []
+    if unit_paths:
+        # Whatever the databases: these tests must not need one (tests/unit/conftest.py).
+        say(f"{' '.join(unit_paths)}, no database configured (Python {PYTHON_VERSION}, {DJANGO})")
+        env = {**base_env, "DJANGO_SETTINGS_MODULE": "tests.settings_no_database"}
+        ok = pytest_stage(python, "no database", [*unit_paths, *pytest_args], env)
+        (passed if ok else failed).append("no database")
+    for url in urls if selection else []:
         label = url.split(":", 1)[0]
         env = dict(base_env) if url == "sqlite" else {**base_env, "DATABASE_URL": url}
-        say(f"tests on {label} (Python {PYTHON_VERSION}, {DJANGO})")
-        started = time.monotonic()
-        code = subprocess.run(
-            [str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env
-        ).returncode
-        print(f"-- {label}: exit {code} in {time.monotonic() - started:.0f}s", flush=True)
-        if code:
-            failed.append(label)
+        say(f"{' '.join(selection)} on {label} (Python {PYTHON_VERSION}, {DJANGO})")
+        ok = pytest_stage(python, label, [*selection, *pytest_args], env)
+        (passed if ok else failed).append(label)
     if failed:
         say(f"FAILED on: {', '.join(failed)}")
         sys.exit(1)
-    say(f"all tests passed on: {', '.join(u.split(':', 1)[0] for u in urls)}")
+    say(f"all tests passed on: {', '.join(passed)}")
 
 
 def main() -> None:

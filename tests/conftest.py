@@ -12,6 +12,18 @@ from pathlib import Path
 import pytest
 
 PROC = Path("/proc")
+HERE = Path(__file__).resolve().parent
+# Where a test file goes (README.md, "Testing against PostgreSQL and MariaDB"): needs no
+# database at all -> unit/; in-process on the databases -> integration/; starts processes
+# (runworker, manage.py, a browser), kills workers, stops servers, PgBouncer -> acceptance/.
+LAYOUT = "tests/unit/ (no database), tests/integration/ or tests/acceptance/ (real processes)"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A test file left directly in tests/ (a merge, an old branch) would run nowhere in CI."""
+    stray = sorted(path.name for path in HERE.glob("test_*.py"))
+    if stray:
+        raise pytest.UsageError(f"move {', '.join(stray)} from tests/ into {LAYOUT}")
 
 
 def _live_workers_started_here() -> dict[int, str]:

@@ -7,7 +7,7 @@ built site. The line right above a Python block says where it comes from:
     <!-- snippet: docs/snippets/quickstart/models.py lines 1-8 -->
     <!-- untested: the reason this block has no file -->
 
-tests/test_docs.py checks that each snippet block equals its file (or those lines of it)
+tests/integration/test_docs.py checks that each snippet block equals its file (or those lines of it)
 and runs the files; ``python3 dev.py docs sync`` copies the files into the blocks. Needs
 only the standard library, so dev.py can run it before any venv exists.
 """

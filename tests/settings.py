@@ -106,9 +106,9 @@ TASKS = {
 }
 
 # A second database holding django_durable's tables, for the tests that set
-# DURABLE["DATABASE"] = "durable" (tests/test_admin_alias.py). No router: every alias gets
-# every table, and the default manager keeps reading "default", so a read that ignores
-# the alias finds nothing. pytest-django creates it only for tests that ask for it.
+# DURABLE["DATABASE"] = "durable" (tests/integration/test_admin_alias.py). No router: every
+# alias gets every table, and the default manager keeps reading "default", so a read that
+# ignores the alias finds nothing. pytest-django creates it only for tests that ask for it.
 DATABASES["durable"] = {**database}
 if database["ENGINE"].endswith("sqlite3"):
     DATABASES["durable"]["TEST"] = {"NAME": str(BASE_DIR / f"test-{os.getpid()}-durable.sqlite3")}

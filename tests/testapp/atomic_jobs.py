@@ -1,4 +1,4 @@
-"""Jobs for the atomic step tests (tests/test_atomic_*.py), run by real workers.
+"""Jobs for the atomic step tests (tests/acceptance/test_atomic_*.py), run by real workers.
 
 Each step body appends a line to a marks file before doing anything else: the file
 survives a rollback, so it counts every execution of a body, committed or not.

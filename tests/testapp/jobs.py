@@ -219,7 +219,7 @@ if os.environ.get("DURABLE_TEST_NEW_CODE"):
         return ctx.step("only", lambda: "ran")
 
 
-# -- leases under stress (tests/test_zombie_workers.py) ---------------------------------
+# -- leases under stress (tests/acceptance/test_zombie_workers.py) ---------------------------------
 
 
 def _pause_if_zombie(ctx):

@@ -23,7 +23,7 @@ from tests.workers import WorkerProcess
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = os.environ.get("DURABLE_CHROMIUM") or shutil.which("chromium")
-DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "img"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -2,7 +2,7 @@
 
 On every database the worker checks the time when the step's function returns; on
 PostgreSQL and MariaDB the database also cancels a statement that runs longer (and ends
-an idle transaction, tests/test_atomic_frozen.py), so the limit holds inside one query.
+an idle transaction, tests/acceptance/test_atomic_frozen.py), so the limit holds inside one query.
 """
 
 import pytest

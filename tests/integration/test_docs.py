@@ -61,7 +61,7 @@ from docs.snippets.timeouts import jobs as timeouts_jobs
 from docs.snippets.upgrading import jobs as upgrading_jobs
 from tests import doc_blocks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
 # Sample files no page shows, and why.

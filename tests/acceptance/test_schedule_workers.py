@@ -16,8 +16,8 @@ from tests.workers import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SECONDS = 24  # how long the schedule fires
-KILL_AT = (7, 15)  # seconds into it, the first worker is killed and started again
+SECONDS = 15  # how long the schedule fires
+KILL_AT = (5, 10)  # seconds into it, the first worker is killed and started again
 
 
 def test_every_tick_starts_exactly_one_run_while_workers_die(tmp_path):

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django_durable.models import Run
 from django_durable.tasks import EXECUTED_BY, DurableBackend
 from django_durable.testing import run_until_idle
-from tests.test_admin import ACTION_PERMISSIONS, action_url, detail_url, staff
+from tests.integration.test_admin import ACTION_PERMISSIONS, action_url, detail_url, staff
 from tests.testapp import tasks
 
 try:

@@ -12,7 +12,7 @@ from django_durable.status import TickStatus
 from django_durable.storage import get_storage
 from django_durable.storage.schedules import produce_ticks
 from django_durable.testing import run_until_idle
-from tests.test_admin import staff
+from tests.integration.test_admin import staff
 from tests.testapp import jobs
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""cancel_run, retry_run and restart_run, in-process and against a real worker."""
+"""cancel_run, retry_run and restart_run, in-process (tests/acceptance/test_cancel_retry_workers.py
+has the cancel of a run a real worker is executing)."""
 
 import pytest
 
@@ -7,7 +8,6 @@ from django_durable.models import Run
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
 from tests.testapp.jobs import executions
-from tests.workers import WorkerProcess, wait_until
 
 
 def status(run_id):
@@ -96,19 +96,3 @@ def test_only_finished_runs_restart():
     handle = jobs.echo.enqueue()
     with pytest.raises(ValueError, match="only finished runs restart"):
         restart_run(handle.id)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_running_run_stops_at_its_next_step_when_cancelled(tmp_path):
-    handle = jobs.many_slow_steps.enqueue(steps=100, pause=0.1)
-    worker = WorkerProcess(tmp_path / "w.log", stale_after=1.5)
-    try:
-        wait_until(lambda: executions(handle.id, "slow") >= 3, what="the run to be under way")
-        assert cancel_run(handle.id).status == RunStatus.RUNNING  # asked, not yet stopped
-        wait_until(lambda: status(handle.id) == RunStatus.CANCELLED, timeout=15)
-    finally:
-        assert worker.terminate() == 0
-    assert "outcome=cancelled" in worker.output
-    assert executions(handle.id, "slow") < 100
-    run = Run.objects.get(pk=handle.id)
-    assert run.lease_token is None and run.finished_at is not None

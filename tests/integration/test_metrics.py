@@ -14,7 +14,7 @@ from django_durable.testing.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 URL = "/durable/metrics"
 TOKEN = "scrape-token-0123456789"
 

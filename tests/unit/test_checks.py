@@ -4,9 +4,8 @@ from datetime import timedelta
 from typing import Literal, get_type_hints
 
 import pytest
-from django.core import checks
 from django.core.management import call_command
-from django.core.management.base import CommandError, SystemCheckError
+from django.core.management.base import CommandError
 from django.test import override_settings
 
 from django_durable.checks import check_runworker_command, check_settings
@@ -203,18 +202,6 @@ def test_runworker_rejects_bad_options(option):
         call_command("runworker", *option)
 
 
-@pytest.mark.django_db
-def test_sqlite_with_several_threads_is_a_warning_log_line(caplog):
-    # Formerly printed as "W005": a check cannot see --concurrency, so the worker logs it.
-    from django.db import connection
-
-    if connection.vendor != "sqlite":
-        pytest.skip("the warning is about SQLite")
-    call_command("runworker", "--burst", "--concurrency", "2", "--queue", "empty")
-    (line,) = [r for r in caplog.records if "event=sqlite_concurrency" in r.getMessage()]
-    assert line.levelname == "WARNING" and "concurrency=2" in line.getMessage()
-
-
 BAD_SHAPES = [
     {"STALE_AFTRE": 10},
     {"DATABASE": "jobs"},
@@ -235,23 +222,6 @@ def test_every_error_has_a_hint(settings, durable):
     settings.DURABLE = durable
     (message,) = check_settings()
     assert message.is_serious() and message.hint
-
-
-# Django 6.1's model checks ask every database whether it supports JSONField.
-@pytest.mark.django_db(databases="__all__")
-def test_the_checks_are_registered(settings):
-    # Through manage.py check, not by calling the function: proves ready() registered it.
-    settings.DURABLE = {"STALE_AFTER": 0}
-    with pytest.raises(SystemCheckError, match=r"django_durable\.E004"):
-        call_command("check")
-    settings.DURABLE = {"LOG_BUFFER_SIZE": 0, "MAX_RECOVERIES": -1}
-    with pytest.raises(SystemCheckError) as raised:
-        call_command("check")
-    assert "django_durable.E008" in str(raised.value) and "E009" in str(raised.value)
-    registered = checks.registry.registry.get_checks()
-    assert check_settings in registered and check_runworker_command in registered
-    # Registered once, though ready() ran and the module was imported again here.
-    assert registered.count(check_settings) == 1
 
 
 def test_every_setting_has_a_typed_property():
