@@ -10,32 +10,15 @@ import pytest
 
 from ...exceptions import RunNotFound
 from ...status import RunStatus, StepKind, StepStatus
-from ...storage.base import Checkpoint, ClaimedRun, NewRun, StepRecord, Storage
+from ...storage.base import Checkpoint, ClaimedRun, NewRun, Storage
+from .base import new_run, step
 
 JOB = "conformance.fork"
 CHILD_JOB = "conformance.fork_child"
 
 
 def _new(**overrides: Any) -> NewRun:
-    values: dict[str, Any] = {
-        "job_name": JOB,
-        "queue_name": "default",
-        "priority": 3,
-        "args": [1],
-        "kwargs": {"x": "y"},
-    }
-    return NewRun(**(values | overrides))
-
-
-def _entry(position: int, name: str, **overrides: Any) -> StepRecord:
-    values: dict[str, Any] = {
-        "position": position,
-        "kind": StepKind.STEP,
-        "name": name,
-        "status": StepStatus.COMPLETED,
-        "result": {"n": position},
-    }
-    return StepRecord(**(values | overrides))
+    return new_run(**({"job_name": JOB, "priority": 3} | overrides))
 
 
 def _claim(storage: Storage, job_name: str = JOB) -> ClaimedRun:
@@ -56,9 +39,9 @@ class ForkConformance:
         claimed = _claim(storage)
         failure = {"type": "RuntimeError", "message": "bug"}
         steps = [
-            _entry(0, "a"),
-            _entry(1, "b"),
-            _entry(2, "c", status=StepStatus.FAILED, error=failure),
+            step(0, "a"),
+            step(1, "b"),
+            step(2, "c", status=StepStatus.FAILED, error=failure),
         ]
         storage.fail(
             claimed.lease,
@@ -124,8 +107,8 @@ class ForkConformance:
             first, second = tx.take_event("go"), tx.take_event("go")
         assert (first, second) == ((True, "e1"), (True, "e2"))
         waits = [
-            _entry(0, "go", kind=StepKind.EVENT, result={"payload": "e1"}),
-            _entry(1, "go", kind=StepKind.EVENT, result={"payload": "e2"}),
+            step(0, "go", kind=StepKind.EVENT, result={"payload": "e1"}),
+            step(1, "go", kind=StepKind.EVENT, result={"payload": "e2"}),
         ]
         storage.complete(claimed.lease, "done", Checkpoint(steps=waits))
         fork = _fork(storage, record.id, 1)  # keeps the wait that took e1
@@ -147,8 +130,8 @@ class ForkConformance:
         child = _claim(storage, CHILD_JOB)
         storage.complete(child.lease, 4, Checkpoint())
         steps = [
-            _entry(0, CHILD_JOB, kind=StepKind.CHILDREN, result={"children": [str(done_id)]}),
-            _entry(1, CHILD_JOB, kind=StepKind.CHILDREN, result={"children": [str(running_id)]}),
+            step(0, CHILD_JOB, kind=StepKind.CHILDREN, result={"children": [str(done_id)]}),
+            step(1, CHILD_JOB, kind=StepKind.CHILDREN, result={"children": [str(running_id)]}),
         ]
         storage.complete(claimed.lease, "done", Checkpoint(steps=steps))  # children unawaited
         with pytest.raises(ValueError, match=f"child run {running_id}.*is pending"):
