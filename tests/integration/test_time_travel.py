@@ -42,6 +42,19 @@ def backoff(ctx):
     return ctx.step("send", call, retry=policy)
 
 
+@job(
+    name="tests.time_travel.run_retry",
+    retry=RetryPolicy(
+        max_attempts=2, initial_delay=timedelta(hours=6), max_delay=timedelta(hours=6), jitter=0
+    ),
+)
+def run_retry(ctx):
+    if FLAKY["failures_left"]:
+        FLAKY["failures_left"] -= 1
+        raise ConnectionError("provider down")
+    return ctx.attempt
+
+
 def status(handle):
     return get_run(handle.id).status
 
@@ -108,6 +121,19 @@ def test_a_parked_retry_backoff_and_a_run_after_delay_pass():
     # Started, and now in its grace period.
     assert get_run(later.id).started_at is not None
     assert status(later) == RunStatus.WAITING
+
+
+def test_a_run_level_retry_backoff_passes():
+    FLAKY["failures_left"] = 1
+    with time_travel() as clock:
+        handle = run_retry.enqueue()
+        run_until_idle()
+        assert status(handle) == RunStatus.WAITING  # attempt 2 in six hours
+        clock.advance(timedelta(hours=5))
+        assert run_until_idle() == 0
+        clock.advance(timedelta(hours=1))
+        run_until_idle()
+    assert get_run(handle.id).output == 2
 
 
 def test_advance_refuses_going_back_and_non_durations():
