@@ -12,6 +12,7 @@ from ..exceptions import RunNotFound
 from ..models import Run, RunEvent, Step
 from ..notify import announce
 from .convert import step_record
+from .fenced import STEP_COLUMNS
 from .fork_plan import FromStep, consumed_flags, plan_fork, refuse_status, started_children
 from .own_writes import own_transaction
 
@@ -52,19 +53,8 @@ def fork(
         )
         new.save(using=alias, force_insert=True)
         Step.objects.using(alias).bulk_create(
-            Step(
-                run_id=new.pk,
-                position=entry.position,
-                kind=entry.kind,
-                name=entry.name,
-                status=entry.status,
-                result=entry.result,
-                error=entry.error,
-                attempts=entry.attempts,
-                run_attempt=entry.run_attempt,
-                started_at=entry.started_at,
-                finished_at=entry.finished_at,
-            )
+            # The columns a checkpoint writes, from the same list.
+            Step(run_id=new.pk, **{name: getattr(entry, name) for name in STEP_COLUMNS[1:]})
             for entry in plan.kept
         )
         events = list(RunEvent.objects.using(alias).filter(run_id=run_id).order_by("id"))
