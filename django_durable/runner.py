@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from . import signals, tracing
 from .atomic import AtomicLeases
@@ -37,20 +38,47 @@ def execute_run(
     job: Job,
     *,
     before_operation: Callable[[], None] | None = None,
+    before_end: Callable[[], None] | None = None,
     atomic_leases: AtomicLeases | None = None,
 ) -> RunStatus | None:
     """Run ``claimed`` to its end, its next failure, or the worker's shutdown.
 
     ``before_operation`` is called before each durable operation executes; it raises
     ``WorkerStopping`` to release the run there, or ``LeaseLost`` when the worker can no
-    longer vouch for its lease; ``atomic_leases`` is the worker's record of runs in
-    atomic steps (``atomic.py``). Returns the status the run was left in, or None when
-    this worker lost the lease (another worker owns the run, so this one must not touch it).
+    longer vouch for its lease. ``before_end`` is called before the write that ends this
+    execution (complete, fail, cancel, release, suspend): from then on the lease may be
+    gone because this execution gave it up. ``atomic_leases`` is the worker's record of
+    runs in atomic steps (``atomic.py``). Returns the status the run was left in, or None
+    when this worker lost the lease (another worker owns the run, so this one must not
+    touch it).
     """
+    if before_end is not None:
+        storage = cast(Storage, _Ending(storage, before_end))
     with tracing.run_span(claimed.run) as span:
         status = _execute(storage, claimed, job, before_operation, atomic_leases)
         tracing.set_outcome(span, status, failed=status == RunStatus.FAILED)
         return status
+
+
+class _Ending:
+    """``storage``, calling ``before_end`` before each write that ends an execution."""
+
+    ENDS = frozenset({"complete", "fail", "finish_cancelled", "release", "suspend"})
+
+    def __init__(self, storage: Storage, before_end: Callable[[], None]) -> None:
+        self._storage = storage
+        self._before_end = before_end
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._storage, name)
+        if name not in self.ENDS:
+            return method
+
+        def ending(*args: Any, **kwargs: Any) -> Any:
+            self._before_end()
+            return method(*args, **kwargs)
+
+        return ending
 
 
 def _execute(

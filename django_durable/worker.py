@@ -9,6 +9,7 @@ later writes are fenced out).
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import random
@@ -53,6 +54,9 @@ class _Active:
     # A heartbeat found the lease no longer this worker's (taken over while this worker
     # was frozen or cut off): the run is abandoned at its next operation.
     lost: bool = False
+    # The execution is writing its end (complete, fail, release, ...): a lease the
+    # heartbeat no longer finds was given up by that write, or its fence will say so.
+    ending: bool = False
 
 
 class Worker:
@@ -279,10 +283,9 @@ class Worker:
                 if run_id in beat.renewed:
                     active.renewed_at = now
                     active.cancel_requested = run_id in beat.cancel_requested
-                else:
+                elif not active.ending:
                     active.lost = True
                     lost.append(run_id)
-        # A run that finished while the statement ran has no lease left to renew: not lost.
         for run_id in lost:
             logger.warning("worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id)
 
@@ -355,6 +358,11 @@ class Worker:
 
         return before_operation
 
+    def _ending(self, run_id: uuid.UUID, claimed: _Active | None) -> None:
+        with self._lock:
+            if self._active.get(run_id) is claimed and claimed is not None:
+                claimed.ending = True
+
     def _slot(self) -> None:
         try:
             while (claimed := self._inbox.get()) is not None:
@@ -367,6 +375,7 @@ class Worker:
                         claimed,
                         self.jobs[claimed.run.job_name],
                         before_operation=self._guard(run_id),
+                        before_end=functools.partial(self._ending, run_id, active),
                         atomic_leases=self._atomic,
                     )
                 except Exception:

@@ -1,5 +1,7 @@
 """The worker trusts only the leases the database renewed."""
 
+import functools
+import logging
 import time
 import uuid
 
@@ -41,6 +43,28 @@ def test_a_lease_taken_over_is_not_renewed_and_its_run_is_abandoned():
     worker._heartbeat_if_due()
     with pytest.raises(LeaseLost):
         guards[taken.id]()
+
+
+def test_a_run_that_ended_before_the_heartbeat_read_it_back_is_not_lost(caplog):
+    handle = jobs.echo.enqueue(1)
+    worker = Worker(jobs={jobs.echo.name: jobs.echo})
+    (claimed,) = worker._claim()
+    active = worker._active[handle.id]
+    execute_run(
+        worker.storage,
+        claimed,
+        jobs.echo,
+        before_operation=worker._guard(handle.id),
+        before_end=functools.partial(worker._ending, handle.id, active),
+    )
+    # The heartbeat reads the run back after its completion committed, before the slot
+    # thread removed the run's entry: the lease is gone because the run gave it up.
+    due_for_a_heartbeat(worker)
+    with caplog.at_level(logging.WARNING, logger="django_durable"):
+        worker._heartbeat_if_due()
+    assert Run.objects.get(pk=handle.id).status == "completed"
+    assert "lease_not_renewed" not in caplog.text
+    assert not active.lost
 
 
 def test_an_execution_whose_run_was_claimed_anew_is_stopped():
