@@ -59,10 +59,12 @@ class TimeTravel:
         alias = self.storage.alias
         horizon = self.storage.now() + self._offset
         runs = Run.objects.using(alias)
-        # Due by the shifted clock: due by the database's now, where claims look.
-        runs.waiting().filter(wake_at__lte=horizon).update(wake_at=DbNow())
+        # Due by the shifted clock: due by the database's now, where claims look. Only
+        # times still ahead move: one already past keeps its place in the claim order.
+        now = DbNow()
+        runs.waiting().filter(wake_at__gt=now, wake_at__lte=horizon).update(wake_at=now)
         # A delayed run waits for its wake time, then is claimable from its run_after.
-        runs.unfinished().filter(run_after__lte=horizon).update(run_after=DbNow())
+        runs.unfinished().filter(run_after__gt=now, run_after__lte=horizon).update(run_after=now)
 
     def storage_for_runs(self, storage: Storage) -> Storage:
         """``storage`` as the runs executed inside the block see it: its clock shifted

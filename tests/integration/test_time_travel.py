@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from django_durable import EventTimeout, RetryPolicy, RunStatus, get_run, job, send_event
+from django_durable.models import Run
 from django_durable.storage import get_storage
 from django_durable.testing import InMemoryStorage, run_until_idle, time_travel, use_storage
 
@@ -134,6 +135,18 @@ def test_a_run_level_retry_backoff_passes():
         clock.advance(timedelta(hours=1))
         run_until_idle()
     assert get_run(handle.id).output == 2
+
+
+def test_a_run_already_due_keeps_its_place_in_the_claim_order():
+    with time_travel() as clock:
+        first = onboarding.enqueue(user="eve")
+        second = onboarding.enqueue(user="fay")
+        before = dict(Run.objects.values_list("pk", "run_after"))
+        clock.advance(timedelta(hours=1))
+        assert dict(Run.objects.values_list("pk", "run_after")) == before
+        run_until_idle(max_runs=1)
+    assert get_run(first.id).started_at is not None
+    assert get_run(second.id).started_at is None
 
 
 def test_advance_refuses_going_back_and_non_durations():
