@@ -1,8 +1,12 @@
 """fork_run: a new run that keeps the journal before the fork point, with real execution."""
 
+import io
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 
 from django_durable import (
     JobNotRegistered,
@@ -15,6 +19,7 @@ from django_durable import (
 )
 from django_durable.models import Run, RunEvent, Step
 from django_durable.testing import run_until_idle
+from docs.snippets.cancellation import admin_tools
 from tests.testapp import fork_jobs
 from tests.testapp.jobs import executions
 
@@ -250,8 +255,6 @@ def test_bad_calls_are_refused_and_write_nothing():
 
 @pytest.mark.django_db
 def test_the_docs_sample_forks_from_failure():
-    from docs.snippets.cancellation import admin_tools
-
     old = failed_three_steps()
     fork_jobs.FIXED["on"] = True
     fork = admin_tools.rerun_from_failure(old.id)
@@ -262,12 +265,6 @@ def test_the_docs_sample_forks_from_failure():
 
 @pytest.mark.django_db
 def test_pruning_keeps_the_family_an_unfinished_fork_started_from():
-    import io
-    from datetime import timedelta
-
-    from django.core.management import call_command
-    from django.utils import timezone
-
     parent = fork_jobs.fork_parent.enqueue()
     run_until_idle()
     fork_jobs.FIXED["on"] = True
