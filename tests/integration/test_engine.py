@@ -1,11 +1,12 @@
-"""The engine in-process: replay, retries, atomic steps, non-determinism, bad results."""
+"""The engine in-process on each database: the scenarios of tests/scenarios/engine.py, and
+what only a database shows: replay from its tables, atomic steps, fencing, journal-write
+failures."""
 
-import logging
 import uuid
 
 import pytest
 
-from django_durable import RunStatus, StepFailed, get_run, job, signals
+from django_durable import RunStatus, get_run, job
 from django_durable.context import RunContext
 from django_durable.exceptions import LeaseLost
 from django_durable.journal import Journal
@@ -14,10 +15,22 @@ from django_durable.runner import execute_run
 from django_durable.storage import get_storage
 from django_durable.storage.base import Checkpoint
 from django_durable.testing import run_until_idle
+from tests.scenarios.engine import EngineScenarios
 from tests.testapp import jobs
 from tests.testapp.models import Account, Execution
 
 pytestmark = pytest.mark.django_db
+
+
+class TestEngineOnTheDatabase(EngineScenarios):
+    @pytest.fixture(autouse=True)
+    def storage(self):
+        return get_storage()
+
+    def logged(self, run_id):
+        return list(
+            RunLog.objects.filter(run_id=run_id).order_by("id").values_list("level", "message")
+        )
 
 
 def counts(run_id):
@@ -55,45 +68,6 @@ def test_failed_attempt_resumes_at_the_failed_step():
     assert "ConnectionError: the service is down" in error["traceback"]
     step_3 = Step.objects.get(run_id=handle.id, position=2)
     assert (step_3.status, step_3.run_attempt) == ("completed", 2)
-
-
-def test_without_a_retry_policy_a_failure_is_final():
-    @job(name="tests.always_fails")
-    def always_fails(ctx):
-        ctx.step("boom", lambda: 1 / 0)
-
-    handle = always_fails.enqueue()
-    run_until_idle()
-    handle.refresh()
-    assert handle.status == RunStatus.FAILED and handle.attempt == 1
-    assert handle.output is None
-    step = Step.objects.get(run_id=handle.id)
-    assert step.status == "failed" and step.error["type"] == "builtins.ZeroDivisionError"
-    assert "ZeroDivisionError" in handle.error["traceback"]
-
-
-def test_step_failed_is_raised_live_with_the_cause_and_on_replay():
-    seen = []
-
-    @job(name="tests.catches_step_failed", retry=jobs.NO_DELAY_RETRY)
-    def catches(ctx):
-        try:
-            ctx.step("bad", lambda: int("x"))
-        except StepFailed as failure:
-            seen.append((ctx.attempt, failure.name, failure.error_type, type(failure.__cause__)))
-        ctx.step("after", lambda: None)
-        if ctx.attempt == 1:
-            raise RuntimeError("force a second attempt that replays the failed step")
-        return "done"
-
-    handle = catches.enqueue()
-    run_until_idle()
-    handle.refresh()
-    assert handle.status == RunStatus.COMPLETED
-    assert seen == [
-        (1, "bad", "builtins.ValueError", ValueError),
-        (2, "bad", "builtins.ValueError", type(None)),  # replayed from the journal
-    ]
 
 
 def test_step_level_retry_happens_inside_one_attempt():
@@ -146,107 +120,6 @@ def test_atomic_step_of_a_lost_lease_writes_nothing():
     assert not Step.objects.filter(run_id=claimed.run.id).exists()
 
 
-def test_non_determinism_fails_the_run_by_name_without_retrying():
-    handle = jobs.renames_its_step.enqueue()
-    run_until_idle()
-    handle.refresh()
-    assert handle.status == RunStatus.FAILED and handle.attempt == 2  # policy allowed 5
-    error = handle.error
-    assert error["type"] == "django_durable.exceptions.NonDeterminismError"
-    assert (
-        "position 0 holds step 'charge' but the job now asks for step 'charge-card'"
-        in (error["message"])
-    )
-
-
-def test_step_returning_a_non_json_value_fails_naming_the_step_and_type():
-    handle = jobs.returns_object.enqueue()
-    run_until_idle()
-    handle.refresh()
-    assert handle.status == RunStatus.FAILED
-    assert handle.error["type"] == "builtins.TypeError"
-    assert "the result of step 'make' is a builtins.object" in handle.error["message"]
-    journal = Step.objects.filter(run_id=handle.id).values_list("name", "status", "result")
-    assert list(journal) == [("fine", "completed", "kept"), ("make", "failed", None)]
-
-
-def test_non_json_output_fails_the_run():
-    @job(name="tests.bad_output")
-    def bad_output(ctx):
-        return {"when": object()}
-
-    handle = bad_output.enqueue()
-    run_until_idle()
-    handle.refresh()
-    assert handle.status == RunStatus.FAILED
-    assert "the output['when'] of tests.bad_output is a builtins.object" in handle.error["message"]
-
-
-def test_logs_progress_and_stdlib_logging(caplog):
-    handle = jobs.echo.enqueue(1, 2, k="v")
-    with caplog.at_level(logging.INFO, logger="django_durable.job.tests.echo"):
-        run_until_idle()
-    handle.refresh()
-    assert handle.output == {"args": [1, 2], "kwargs": {"k": "v"}}
-    assert list(RunLog.objects.filter(run_id=handle.id).values_list("level", "message")) == [
-        (logging.INFO, "echo (1, 2)")
-    ]
-    assert Run.objects.get(pk=handle.id).progress == {"done": 1, "total": 1, "message": "done"}
-    assert "echo (1, 2)" in caplog.text
-
-
-def test_many_logs_are_flushed_in_batches(settings):
-    settings.DURABLE = {"LOG_BUFFER_SIZE": 10}
-
-    @job(name="tests.chatty")
-    def chatty(ctx):
-        for i in range(25):
-            ctx.log.debug("line %d", i)
-        return None
-
-    handle = chatty.enqueue()
-    run_until_idle()
-    assert RunLog.objects.filter(run_id=handle.id).count() == 25
-
-
-def test_lifecycle_and_step_signals():
-    events = []
-
-    def on(name):
-        def receiver(sender, run, **kwargs):
-            events.append((name, kwargs["step"].name if "step" in kwargs else None))
-
-        return receiver
-
-    receivers = {
-        signals.run_started: on("started"),
-        signals.run_completed: on("completed"),
-        signals.run_failed: on("failed"),
-        signals.step_completed: on("step_completed"),
-        signals.step_failed: on("step_failed"),
-    }
-    for signal, receiver in receivers.items():
-        signal.connect(receiver)
-    try:
-        jobs.three_steps.enqueue()
-        run_until_idle()
-        jobs.atomic_then_raise.enqueue("dave")
-        run_until_idle()
-    finally:
-        for signal, receiver in receivers.items():
-            signal.disconnect(receiver)
-    assert events == [
-        ("started", None),
-        ("step_completed", "step-1"),
-        ("step_completed", "step-2"),
-        ("step_completed", "step-3"),
-        ("completed", None),
-        ("started", None),
-        ("step_failed", "open-account"),
-        ("failed", None),
-    ]
-
-
 def test_a_replayed_run_does_not_rerun_committed_steps():
     handle = jobs.three_steps.enqueue()
     storage = get_storage()
@@ -290,57 +163,6 @@ def test_logs_and_progress_inside_an_atomic_step_are_kept():
     assert list(RunLog.objects.filter(run_id=handle.id).values_list("message", flat=True)) == [
         "inside the transaction"
     ]
-
-
-def test_failed_step_attempts_are_logged_with_their_error():
-    attempts = []
-
-    @job(name="tests.retry_logged")
-    def retry_logged(ctx):
-        def flaky():
-            attempts.append(1)
-            if len(attempts) == 1:
-                raise TimeoutError("slow provider")
-            return "ok"
-
-        return ctx.step("call", flaky, retry=jobs.NO_DELAY_RETRY)
-
-    handle = retry_logged.enqueue()
-    run_until_idle()
-    (line,) = RunLog.objects.filter(run_id=handle.id).values_list("message", flat=True)
-    assert "step 'call' attempt 1 failed (builtins.TimeoutError: slow provider)" in line
-
-
-def test_a_step_inside_a_step_is_refused():
-    @job(name="tests.nested")
-    def nested(ctx):
-        return ctx.step("outer", lambda: ctx.step("inner", lambda: 1))
-
-    handle = nested.enqueue()
-    run_until_idle()
-    handle.refresh()
-    assert handle.status == RunStatus.FAILED
-    assert (
-        "ctx.step('inner') was called inside the function of step 'outer'"
-        in (handle.error["message"])
-    )
-
-
-def test_log_exception_keeps_the_traceback():
-    @job(name="tests.logs_exception")
-    def logs_exception(ctx):
-        try:
-            {}["missing"]
-        except KeyError:
-            ctx.log.exception("lookup failed for %s", "order-9")
-        return None
-
-    handle = logs_exception.enqueue()
-    run_until_idle()
-    (log,) = RunLog.objects.filter(run_id=handle.id)
-    assert log.level == logging.ERROR
-    assert log.message.startswith("lookup failed for order-9\nTraceback (most recent call last):")
-    assert "KeyError: 'missing'" in log.message
 
 
 def test_a_failing_journal_write_abandons_the_run_instead_of_failing_it():

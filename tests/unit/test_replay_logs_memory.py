@@ -1,144 +1,18 @@
-"""ctx.log is replay-aware on ``InMemoryStorage``, with no database: the stored log of a run
-reads as one execution across sleeps, an event wait, a new attempt and a step retry's timer
-(tests/integration/test_replay_logs.py makes the same claims on every database)."""
-
-import logging
-from collections import Counter
-from datetime import timedelta
+"""The replay-aware log scenarios (tests/scenarios/replay_logs.py) on ``InMemoryStorage``,
+with no database; tests/integration/test_replay_logs.py runs them on each database."""
 
 import pytest
-from django.test import override_settings
 
-from django_durable import RetryPolicy, RunStatus, get_run, job, send_event
-from django_durable.testing import InMemoryStorage, run_until_idle, use_storage
-
-
-@pytest.fixture(autouse=True)
-def storage():
-    with use_storage(InMemoryStorage()) as installed:
-        yield installed
+from django_durable.storage import get_storage
+from django_durable.testing import InMemoryStorage, use_storage
+from tests.scenarios.replay_logs import ReplayLogScenarios
 
 
-def drive(storage, handle, limit=100):
-    """Run the run, moving the storage's clock on whenever nothing is due, until it ends."""
-    for _ in range(limit):
-        if get_run(handle.id).is_finished:
-            return get_run(handle.id)
-        if not run_until_idle():
-            storage.advance(1)
-    raise AssertionError(f"run still {get_run(handle.id).status}")
+class TestReplayLogsInMemory(ReplayLogScenarios):
+    @pytest.fixture(autouse=True)
+    def storage(self):
+        with use_storage(InMemoryStorage()) as installed:
+            yield installed
 
-
-def stored(storage, handle):
-    return [(log.attempt, log.message) for log in storage.logs(handle.id)]
-
-
-@job(name="tests.replay_logs_memory.sleeps_twice")
-def sleeps_twice(ctx, amount):
-    ctx.log.info("starting")
-    ctx.step("reserve", lambda: ctx.log.info("inside reserve"))
-    ctx.log.info("charged %s EUR", amount)
-    ctx.sleep("first nap", timedelta(minutes=10))
-    ctx.log.info("after the first nap")
-    ctx.step("ship", lambda: None)
-    ctx.sleep("second nap", timedelta(minutes=10))
-    ctx.log.info("done")
-    return "shipped"
-
-
-def test_a_job_that_logs_between_steps_and_sleeps_twice_stores_each_line_once(storage, caplog):
-    handle = sleeps_twice.enqueue("129.00")
-    with caplog.at_level(logging.INFO, logger="django_durable.job"):
-        assert run_until_idle() == 1
-        assert get_run(handle.id).status == RunStatus.WAITING
-        storage.advance(timedelta(minutes=10, seconds=1))
-        assert run_until_idle() == 1
-        storage.advance(timedelta(minutes=10, seconds=1))
-        assert run_until_idle() == 1
-    run = get_run(handle.id)
-    assert (run.status, run.output) == (RunStatus.COMPLETED, "shipped")
-    assert stored(storage, handle) == [
-        (1, "starting"),
-        (1, "inside reserve"),
-        (1, "charged 129.00 EUR"),
-        (1, "after the first nap"),
-        (1, "done"),
-    ]
-    # Python logging still sees every record, the replayed ones marked as such.
-    seen = Counter(
-        (r.getMessage(), r.replayed) for r in caplog.records if r.name.endswith(sleeps_twice.name)
-    )
-    assert seen[("charged 129.00 EUR", False)] == 1
-    assert seen[("charged 129.00 EUR", True)] == 2  # replayed after each nap
-    assert seen[("after the first nap", True)] == 1
-
-
-@job(name="tests.replay_logs_memory.waits_for_approval")
-def waits_for_approval(ctx):
-    ctx.log.info("asked for approval")
-    approved = ctx.wait_for_event("approval")
-    ctx.log.info("approved by %s", approved["by"])
-    return approved
-
-
-def test_logs_before_an_event_wait_are_stored_once(storage):
-    handle = waits_for_approval.enqueue()
-    run_until_idle()
-    assert get_run(handle.id).status == RunStatus.WAITING
-    send_event(handle.id, "approval", {"by": "ann"})
-    drive(storage, handle)
-    assert stored(storage, handle) == [(1, "asked for approval"), (1, "approved by ann")]
-
-
-@job(
-    name="tests.replay_logs_memory.failed_step_resumed",
-    retry=RetryPolicy(max_attempts=2, initial_delay=0, jitter=0),
-)
-def failed_step_resumed(ctx):
-    def flaky():
-        if ctx.attempt == 1:
-            raise RuntimeError("not yet")
-        return "ok"
-
-    ctx.log.info("before")
-    ctx.step("one", lambda: 1)
-    ctx.log.info("between")
-    ctx.step("flaky", flaky)
-    ctx.log.info("after")
-
-
-def test_a_new_attempt_resuming_a_failed_step_does_not_store_the_logs_before_it_again(storage):
-    handle = failed_step_resumed.enqueue()
-    run = drive(storage, handle)
-    assert (run.status, run.attempt) == (RunStatus.COMPLETED, 2)
-    assert stored(storage, handle) == [(1, "before"), (1, "between"), (2, "after")]
-
-
-calls: Counter = Counter()
-
-
-@job(name="tests.replay_logs_memory.step_retry_waits")
-def step_retry_waits(ctx):
-    def flaky():
-        calls[ctx.run_id] += 1
-        if calls[ctx.run_id] == 1:
-            raise RuntimeError("busy")
-        ctx.log.info("inside, second try")
-
-    ctx.log.info("before")
-    ctx.step("flaky", flaky, retry=RetryPolicy(max_attempts=2, initial_delay=60, jitter=0))
-    ctx.log.info("after")
-
-
-@override_settings(DURABLE={"STEP_RETRY_SLEEP_LIMIT": 0.01})
-def test_a_step_retry_the_run_waited_for_stores_each_line_once(storage):
-    handle = step_retry_waits.enqueue()
-    run_until_idle()
-    assert get_run(handle.id).status == RunStatus.WAITING  # the retry is a durable timer
-    assert run_until_idle() == 0  # its 60 s have not passed
-    storage.advance(61)
-    drive(storage, handle)
-    messages = [message for _, message in stored(storage, handle)]
-    assert messages[0] == "before"
-    assert messages[1].startswith("step 'flaky' attempt 1 failed (builtins.RuntimeError: busy)")
-    assert messages[2:] == ["inside, second try", "after"]
+    def stored(self, handle):
+        return [(log.attempt, log.message) for log in get_storage().logs(handle.id)]
