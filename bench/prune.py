@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pg_sampler import PhaseSampler  # noqa: E402
 from bench.postgres import ThrowawayPostgres  # noqa: E402
 from bench.workers import WorkerGroup  # noqa: E402
 
@@ -137,8 +138,9 @@ def main() -> None:
         workers.start()
         time.sleep(3)  # workers up and listening
         quiet = time.monotonic()
-        enqueue_for(options.seconds, options.rate)
-        wait_drained()
+        with PhaseSampler(server.url) as quiet_phase:
+            enqueue_for(options.seconds, options.rate)
+            wait_drained()
         without = latencies(quiet)
 
         pruning = time.monotonic()
@@ -146,12 +148,13 @@ def main() -> None:
         drain = threading.Thread(target=enqueue_for, args=(3600, options.rate, stop))
         drain.start()
         prune_started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "django", "prune_runs", "--older-than", "1d",
-             "--batch-size", str(options.batch_size)],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-            check=True,
-        )  # fmt: skip
+        with PhaseSampler(server.url) as prune_phase:
+            done = subprocess.run(
+                [sys.executable, "-m", "django", "prune_runs", "--older-than", "1d",
+                 "--batch-size", str(options.batch_size)],
+                env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                check=True,
+            )  # fmt: skip
         prune_seconds = time.perf_counter() - prune_started
         stop.set()
         drain.join()
@@ -168,6 +171,8 @@ def main() -> None:
                 f"claim latency {name}: p50 {statistics.median(values):.1f} ms, "
                 f"p99 {percentile(values, 0.99):.1f} ms ({len(values)} runs)"
             )
+        print(quiet_phase.report("without pruning"))
+        print(prune_phase.report("while pruning"))
         ratio = percentile(during, 0.99) / percentile(without, 0.99)
         print(f"p99 while pruning / p99 without: {ratio:.2f}x (target <= 1.5x)")
         if not options.no_save:
