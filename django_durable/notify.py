@@ -63,28 +63,15 @@ def announce(alias: str, queue_names: Iterable[str]) -> None:
     transaction.on_commit(_Announcement(alias, names), using=alias, robust=True)
 
 
-# A notifying commit takes a database-wide lock and keeps it until the commit is done,
-# WAL flush included, so notifying commits go one at a time. The notification is sent
-# after the runs' own (synchronous) commit, in a transaction of its own that does not
-# wait for the flush, so the lock is not held across an fsync. A crash can lose only the
-# notification, never a run.
-_NOTIFY = "SELECT pg_notify(%s, name) FROM unnest(%s::text[]) AS name"
-_NOTIFY_UNFLUSHED = (
-    "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, name)"
-    " FROM unnest(%s::text[]) AS name"
-)
-
-
 def _notify(alias: str, queue_names: set[str]) -> None:
     # What is announced is committed already; a lost notification only delays pickup
     # until the workers' next poll, so a database error here is logged, never raised.
-    connection = connections[alias]
     try:
-        # Outside autocommit (a transaction the caller manages by hand) the setting would
-        # last until the caller's commit and make that commit asynchronous too.
-        statement = _NOTIFY_UNFLUSHED if connection.get_autocommit() else _NOTIFY
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [CHANNEL, sorted(queue_names)])
+        with connections[alias].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_notify(%s, name) FROM unnest(%s::text[]) AS name",
+                [CHANNEL, sorted(queue_names)],
+            )
     except DatabaseError as error:
         logger.warning("event=notify_failed alias=%s error=%s", alias, str(error).strip())
 
