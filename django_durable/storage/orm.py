@@ -97,13 +97,14 @@ class ORMStorage:
     # Outside a caller's transaction, run again if SQLite stayed locked past its timeout.
     @own_write_method(atomic=False)
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
+        run = new_run_row(new)
         if new.idempotency_key is None:
-            record = self._insert_run(new)
+            run.save(using=self.alias, force_insert=True)
         else:
             try:
                 # A savepoint, so a duplicate key leaves the caller's transaction usable.
                 with transaction.atomic(using=self.alias):
-                    record = self._insert_run(new)
+                    run.save(using=self.alias, force_insert=True)
             except IntegrityError:
                 existing = (
                     self._runs()
@@ -113,23 +114,15 @@ class ORMStorage:
                 if existing is None:  # the conflicting row was deleted meanwhile
                     raise
                 return run_record(existing), False
-        if record.status == RunStatus.PENDING:
-            # Outside the savepoint: every enqueue of one transaction joins a single
-            # NOTIFY, delivered when the caller's transaction commits, never on rollback.
-            announce(self.alias, [record.queue_name])
-        return record, True
-
-    def _insert_run(self, new: NewRun) -> RunRecord:
-        """Insert one run; its record as stored (PostgresStorage: one statement)."""
-        run = new_run_row(new)
-        run.save(using=self.alias, force_insert=True)
         if not isinstance(run.run_after, datetime):
             # A database-clock expression (a delay, or the db_default where the INSERT
             # cannot return it, as on MySQL): read back the time the database computed.
             run.run_after, run.wake_at = (
                 self._runs().filter(pk=run.pk).values_list("run_after", "wake_at").get()
             )
-        return run_record(run)
+        # Outside the savepoint: every enqueue of one transaction joins a single NOTIFY.
+        self._announce(run)
+        return run_record(run), True
 
     def enqueue_many(self, news: Sequence[NewRun]) -> list[RunRecord]:
         records = own_write(self.alias, lambda: self._insert_runs(news))
@@ -151,6 +144,11 @@ class ORMStorage:
         """Delete finished runs with their journal, logs, events, slots and ticks, in the
         caller's transaction (pruning: ``prune.py`` chose them)."""
         return delete_rows(self.alias, ids, nested=nested)
+
+    def _announce(self, run: Run) -> None:
+        if run.status == RunStatus.PENDING:
+            # Delivered when the caller's transaction commits, never if it rolls back.
+            announce(self.alias, [run.queue_name])
 
     def get_run(self, run_id: uuid.UUID) -> RunRecord | None:
         def read() -> RunRecord | None:

@@ -49,10 +49,6 @@ class PostgresStorage(ORMStorage):
             timeouts=timeouts or {},
         )
 
-    def _insert_run(self, new: NewRun) -> RunRecord:
-        (record,) = insert_runs(self.alias, [new])
-        return record
-
     def _insert_runs(self, news: Sequence[NewRun]) -> list[RunRecord]:
         return insert_runs(self.alias, news)
 
