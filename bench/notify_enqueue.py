@@ -5,8 +5,7 @@
 
 Each enqueuer is a process of its own calling ``enqueue()`` one by one, each run in its
 own transaction (as web requests do), for ``--seconds``; all start together. With
-NOTIFY on, every commit sends one (PostgreSQL takes a lock for the notification queue
-at commit, so notifying commits queue behind each other); off, the enqueuers skip it
+NOTIFY on, every enqueue sends one after its commit; off, the enqueuers skip it
 (workers would then find the runs at their next poll). The two alternate, ``--rounds``
 times each, so both see the same load. Migrates the database it is given (use a
 throwaway one) and deletes every run before each round.
@@ -17,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -88,7 +88,7 @@ def main() -> None:
             rates[notify].append(rate)
             state = "on " if notify else "off"
             print(f"{options.enqueuers} enqueuers, NOTIFY {state}: {rate:,.0f} runs/s")
-    on, off = (sum(rates[state]) / len(rates[state]) for state in (True, False))
+    on, off = (statistics.fmean(rates[state]) for state in (True, False))
     print(f"mean: on {on:,.0f} runs/s, off {off:,.0f} runs/s; on / off = {on / off:.2f}")
     Run.objects.all().delete()
 

@@ -65,8 +65,7 @@ class PhaseSampler:
         self._connection.close()
 
     def _counters(self) -> tuple[Any, ...]:
-        with psycopg.connect(self.url, autocommit=True) as connection:
-            row = connection.execute(COUNTERS).fetchone()
+        row = self._connection.execute(COUNTERS).fetchone()
         assert row is not None
         return tuple(row)
 
