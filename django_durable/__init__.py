@@ -21,7 +21,18 @@ from .exceptions import (
 )
 from .handles import RunHandle, aget_run, get_run
 from .jobs import Job, get_job, job, registered_jobs
-from .operations import cancel_run, fork_run, restart_run, retry_run, send_event
+from .operations import (
+    acancel_run,
+    afork_run,
+    arestart_run,
+    aretry_run,
+    asend_event,
+    cancel_run,
+    fork_run,
+    restart_run,
+    retry_run,
+    send_event,
+)
 from .retry import RetryPolicy
 from .schedules import schedule
 from .status import RunStatus
@@ -48,7 +59,12 @@ __all__ = [
     "RunStatus",
     "RunTimedOut",
     "StepFailed",
+    "acancel_run",
+    "afork_run",
     "aget_run",
+    "arestart_run",
+    "aretry_run",
+    "asend_event",
     "cancel_run",
     "fork_run",
     "get_job",

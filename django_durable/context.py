@@ -70,8 +70,9 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
         super().log(level, msg, *args, **kwargs)
 
 
-class RunContext:
-    """Passed to every job as its first argument."""
+class RunFacts:
+    """What a job may read about its run, and ``log``: shared by ``RunContext`` and the
+    ``AsyncRunContext`` of ``async def`` jobs."""
 
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
@@ -105,6 +106,10 @@ class RunContext:
     def worker_id(self) -> str:
         """The id of the worker executing this attempt (the owner of its lease)."""
         return self._journal.lease.owner
+
+
+class RunContext(RunFacts):
+    """Passed to every job as its first argument."""
 
     # -- durable operations ------------------------------------------------------------
 
@@ -188,7 +193,7 @@ class RunContext:
         )
 
 
-def journal_of(ctx: RunContext) -> Journal:
+def journal_of(ctx: RunFacts) -> Journal:
     """The engine's journal behind ``ctx``, for the library's own job wrappers (the
     ``django.tasks`` backend stores a log line at once through it)."""
     return ctx._journal

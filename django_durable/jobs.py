@@ -83,6 +83,11 @@ class Job:
         set_field(self, "signature", inspect.Signature(parameters[1:]))
 
     @property
+    def is_async(self) -> bool:
+        """True for an ``async def`` job, which the worker runs on its event loop."""
+        return inspect.iscoroutinefunction(self.func)
+
+    @property
     def timeout_delta(self) -> timedelta | None:
         """``timeout`` as the timedelta it always is once the job is constructed."""
         return cast("timedelta | None", self.timeout)
@@ -220,6 +225,10 @@ class Job:
         """Async ``enqueue()``: store a run from async code and return its handle."""
         return await sync_to_async(self.enqueue)(*args, **kwargs)
 
+    async def aenqueue_many(self, kwargs_list: Iterable[dict[str, Any]]) -> list[RunHandle]:
+        """Async ``enqueue_many()``."""
+        return await sync_to_async(self.enqueue_many)(kwargs_list)
+
 
 def _run_after(value: Any) -> datetime | timedelta | None:
     if value is None:
@@ -242,11 +251,6 @@ def _origin(func: Callable[..., Any]) -> str:
 
 
 def _register(func: Callable[..., Any], **options: Any) -> Job:
-    if inspect.iscoroutinefunction(func):
-        raise TypeError(
-            f"{func.__qualname__} is an async function; django_durable runs only plain "
-            "(def) job functions for now"
-        )
     params = list(inspect.signature(func).parameters.values())
     if not params or params[0].kind not in (
         params[0].POSITIONAL_ONLY,

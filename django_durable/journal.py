@@ -86,7 +86,7 @@ class Journal:
         claimed: ClaimedRun,
         entries: list[StepRecord],
         *,
-        log_buffer_size: int = 100,
+        log_buffer_size: int | None = 100,
         before_operation: Callable[[], None] | None = None,
         atomic_leases: AtomicLeases | None = None,
     ) -> None:
@@ -270,6 +270,12 @@ class Journal:
         self.storage.checkpoint(self.lease, pending)  # on failure, the writes stay buffered
         self.written(pending)
 
+    def flush_before(self, method: str, name: str) -> None:
+        """``flush()`` ahead of the operation ``ctx.<method>(name)``, checked first as
+        ``begin()`` checks it (an async step flushes from a database thread)."""
+        self._check_operation(method, name)
+        self.flush()
+
     def take_pending(self) -> Checkpoint:
         """Hand the buffered writes to the runner, which merges them with the run's end."""
         pending, self._pending = self._pending, Checkpoint()
@@ -303,7 +309,10 @@ class Journal:
                 attempt=self.run.attempt, level=level, message=message, created_at=timezone.now()
             )
         )
-        if len(self._pending.logs) >= self._log_buffer_size and self._in_step is None:
+        # None (an async job's journal, logged to on the event loop): the lines wait for
+        # the next awaited operation, which writes them from a database thread.
+        size = self._log_buffer_size
+        if size is not None and len(self._pending.logs) >= size and self._in_step is None:
             self.flush()
 
     def store_log_now(self, level: int, message: str) -> None:

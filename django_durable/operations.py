@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
 from . import signals
 from .exceptions import InvalidEventName, JobNotRegistered, RunNotFound
 from .handles import RunHandle, get_run, parse_run_id
@@ -125,3 +127,38 @@ def fork_run(
     handle = RunHandle.from_record(record, created=True)
     on_commit(storage, lambda: signals.send_handle_signal(signals.run_enqueued, handle))
     return handle
+
+
+# -- for async callers (each runs the function above on Django's thread-sensitive path,
+# so it shares the caller's connection and transaction as Django's async ORM does) --
+
+
+async def asend_event(run_id: uuid.UUID | str, name: str, payload: Any = None) -> None:
+    """Async ``send_event()``."""
+    await sync_to_async(send_event)(run_id, name, payload)
+
+
+async def acancel_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Async ``cancel_run()``."""
+    return await sync_to_async(cancel_run)(run_id)
+
+
+async def aretry_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Async ``retry_run()``."""
+    return await sync_to_async(retry_run)(run_id)
+
+
+async def arestart_run(run_id: uuid.UUID | str) -> RunHandle:
+    """Async ``restart_run()``."""
+    return await sync_to_async(restart_run)(run_id)
+
+
+async def afork_run(
+    run_id: uuid.UUID | str,
+    *,
+    from_step: int | str | None = None,
+    args: Sequence[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> RunHandle:
+    """Async ``fork_run()``."""
+    return await sync_to_async(fork_run)(run_id, from_step=from_step, args=args, kwargs=kwargs)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from asgiref.sync import async_to_sync
+
 from . import signals, tracing
+from .async_context import AsyncRunContext, Database, thread_sensitive
 from .atomic import AtomicLeases
 from .conf import durable_settings
 from .context import RunContext
@@ -52,6 +57,16 @@ def execute_run(
     when this worker lost the lease (another worker owns the run, so this one must not
     touch it).
     """
+    if job.is_async:  # on a thread slot: the job gets an event loop of its own
+        return async_to_sync(aexecute_run)(
+            storage,
+            claimed,
+            job,
+            database=thread_sensitive,
+            before_operation=before_operation,
+            before_end=before_end,
+            atomic_leases=atomic_leases,
+        )
     if before_end is not None:
         storage = cast(Storage, _Ending(storage, before_end))
     with tracing.run_span(claimed.run) as span:
@@ -88,8 +103,88 @@ def _execute(
     before_operation: Callable[[], None] | None,
     atomic_leases: AtomicLeases | None,
 ) -> RunStatus | None:
-    run = claimed.run
     began = time.monotonic()
+    started = _start(
+        storage,
+        claimed,
+        job,
+        began,
+        before_operation,
+        atomic_leases,
+        durable_settings.LOG_BUFFER_SIZE,
+    )
+    if not isinstance(started, Journal):
+        return started
+    run = claimed.run
+    return _conclude(
+        storage,
+        claimed,
+        job,
+        started,
+        began,
+        lambda: job.func(RunContext(started), *run.args, **run.kwargs),
+    )
+
+
+async def aexecute_run(
+    storage: Storage,
+    claimed: ClaimedRun,
+    job: Job,
+    *,
+    database: Database,
+    before_operation: Callable[[], None] | None = None,
+    before_end: Callable[[], None] | None = None,
+    atomic_leases: AtomicLeases | None = None,
+) -> RunStatus | None:
+    """``execute_run`` for an ``async def`` job, awaited on the running event loop: the
+    job gets an ``AsyncRunContext``, and everything that touches the database (the start,
+    each operation, the end) runs through ``database``, never on the loop."""
+    if before_end is not None:
+        storage = cast(Storage, _Ending(storage, before_end))
+    with tracing.run_span(claimed.run) as span:
+        began = time.monotonic()
+        # Lines logged on the loop are never flushed from it (log_buffer_size None).
+        started = await database(
+            _start, storage, claimed, job, began, before_operation, atomic_leases, None
+        )
+        if isinstance(started, Journal):
+            run = claimed.run
+            outcome: Callable[[], Any]
+            try:
+                returned = await job.func(
+                    AsyncRunContext(started, database), *run.args, **run.kwargs
+                )
+            except asyncio.CancelledError:
+                raise  # the worker's loop is going away: the lease runs out, as for a kill
+            except BaseException as error:
+                outcome = functools.partial(_raise, error)
+            else:
+                outcome = functools.partial(_return, returned)
+            started = await database(_conclude, storage, claimed, job, started, began, outcome)
+        tracing.set_outcome(span, started, failed=started == RunStatus.FAILED)
+        return started
+
+
+def _raise(error: BaseException) -> Any:
+    raise error
+
+
+def _return(value: Any) -> Any:
+    return value
+
+
+def _start(
+    storage: Storage,
+    claimed: ClaimedRun,
+    job: Job,
+    began: float,
+    before_operation: Callable[[], None] | None,
+    atomic_leases: AtomicLeases | None,
+    log_buffer_size: int | None,
+) -> Journal | RunStatus | None:
+    """The run's journal, ready for the job; or, when the job cannot be called, the
+    status the run was left in."""
+    run = claimed.run
     problem = _malformed_arguments(run)
     if problem is not None:
         # Not run: the job would be called with something no enqueue stored.
@@ -106,13 +201,27 @@ def _execute(
         storage,
         claimed,
         entries,
-        log_buffer_size=durable_settings.LOG_BUFFER_SIZE,
+        log_buffer_size=log_buffer_size,
         before_operation=before_operation,
         atomic_leases=atomic_leases,
     )
     send_run_signal(signals.run_started, run.id, storage)
+    return journal
+
+
+def _conclude(
+    storage: Storage,
+    claimed: ClaimedRun,
+    job: Job,
+    journal: Journal,
+    began: float,
+    call: Callable[[], Any],
+) -> RunStatus | None:
+    """Call the job (``call()``: its return value, or its exception raised again) and
+    record how the execution ended."""
+    run = claimed.run
     try:
-        returned = job.func(RunContext(journal), *run.args, **run.kwargs)
+        returned = call()
         output = to_json(returned, "the output", owner=run.job_name)
     except RunAbandoned as abandoned:
         return _abandon(storage, claimed, abandoned, journal.take_pending())

@@ -19,17 +19,21 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connections
 
+from .async_context import Database
 from .atomic import AtomicLeases
 from .conf import durable_settings
+from .db_threads import reset_broken_connections
+from .event_loop import EventLoop
 from .exceptions import LeaseLost, RunCancelled, RunTimedOut, WorkerStopping
 from .jobs import Job, job_timeouts, registered_jobs
 from .notify import start_listening
 from .presence import HealthFile, Presence, default_worker_id, worker_info
 from .pruner import Pruner
-from .runner import execute_run
+from .runner import aexecute_run, execute_run
 from .scheduler import Scheduler
 from .schedules import ScheduleSpec, registered_schedules
 from .storage import get_storage
@@ -39,6 +43,8 @@ from .sweeper import Sweeper
 logger = logging.getLogger("django_durable")
 
 MAX_BACKOFF = 10.0
+# Runs of async def jobs one worker process executes at a time on its event loop.
+DEFAULT_ASYNC_CONCURRENCY = 100
 
 
 @dataclass(slots=True)
@@ -57,6 +63,8 @@ class _Active:
     # The execution is writing its end (complete, fail, release, ...): a lease the
     # heartbeat no longer finds was given up by that write, or its fence will say so.
     ending: bool = False
+    # Executed on the event loop (an async def job), not on a thread slot.
+    on_loop: bool = False
 
 
 class Worker:
@@ -65,6 +73,7 @@ class Worker:
         *,
         queues: Sequence[str] | None = ("default",),
         concurrency: int = 1,
+        async_concurrency: int = DEFAULT_ASYNC_CONCURRENCY,
         burst: bool = False,
         max_runs: int | None = None,
         grace: float = 30.0,
@@ -77,8 +86,11 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if async_concurrency < 0:
+            raise ValueError("async_concurrency must be 0 or more")
         self.queues = list(queues) if queues is not None else None
         self.concurrency = concurrency
+        self.async_concurrency = async_concurrency
         self.burst = burst
         self.max_runs = max_runs
         self.grace = grace
@@ -87,6 +99,15 @@ class Worker:
             durable_settings.POLL_INTERVAL if poll_interval is None else poll_interval
         )
         self.jobs = registered_jobs() if jobs is None else jobs
+        # Async jobs go to the event loop, unless it has no slots: then thread slots run
+        # them too, each on a loop of its own.
+        self._loop_jobs = {
+            name: job for name, job in self.jobs.items() if job.is_async and async_concurrency
+        }
+        self._thread_jobs = {
+            name: job for name, job in self.jobs.items() if name not in self._loop_jobs
+        }
+        self._event_loop = EventLoop(self._execute_on_loop) if self._loop_jobs else None
         self.storage = storage or get_storage()
         # Touched after each loop that reached the database, for a liveness probe.
         self._health = None if health_file is None else HealthFile(health_file, self.worker_id)
@@ -141,6 +162,8 @@ class Worker:
         ]
         for thread in slots:
             thread.start()
+        if self._event_loop is not None:
+            self._event_loop.start()
         start_listening(self.worker_id, self.queues, self.poll_interval, self.wake, self._stopping)
         try:
             self._loop()
@@ -148,6 +171,8 @@ class Worker:
         finally:
             for _ in slots:
                 self._inbox.put(None)
+            if self._event_loop is not None:
+                self._event_loop.stop()
             self._presence.stopped()
             connections.close_all()
         logger.info("worker=%s event=stopped processed=%s", self.worker_id, self.processed)
@@ -198,7 +223,7 @@ class Worker:
             if self.max_runs is not None and self._claimed_total >= self.max_runs:
                 if busy == 0:
                     return
-            elif (claimed or runnable) and busy < self.concurrency:
+            elif (claimed or runnable) and any(self._free()):
                 continue  # slots still free and runs may be waiting: claim again at once
             elif self.burst and not claimed and busy == 0 and self._nothing_to_claim():
                 return
@@ -251,6 +276,16 @@ class Worker:
         with self._lock:
             return len(self._active)
 
+    def _free(self) -> tuple[int, int]:
+        """Free thread slots and free event loop slots, each 0 when no job runs there."""
+        with self._lock:
+            on_loop = sum(active.on_loop for active in self._active.values())
+            on_threads = len(self._active) - on_loop
+        return (
+            self.concurrency - on_threads if self._thread_jobs else 0,
+            self.async_concurrency - on_loop if self._loop_jobs else 0,
+        )
+
     def _heartbeat_if_due(self) -> None:
         # Runs inside atomic steps are left out: their row is locked by their own
         # transaction, which renews their lease itself.
@@ -302,7 +337,13 @@ class Worker:
                     active.renewed_at = max(active.renewed_at, at)
 
     def _claim(self) -> list[ClaimedRun]:
-        free = self.concurrency - self._busy()
+        on_threads, on_loop = self._free()
+        claimed = self._claim_for(self._thread_jobs, on_threads, on_loop=False)
+        if self._event_loop is not None:
+            claimed += self._claim_for(self._loop_jobs, on_loop, on_loop=True)
+        return claimed
+
+    def _claim_for(self, jobs: dict[str, Job], free: int, *, on_loop: bool) -> list[ClaimedRun]:
         if self.max_runs is not None:
             free = min(free, self.max_runs - self._claimed_total)
         if free <= 0:
@@ -310,7 +351,7 @@ class Worker:
         claimed_at = time.monotonic()
         claimed = self.storage.claim(
             owner=self.worker_id,
-            job_names=self.jobs,
+            job_names=jobs,
             queues=self.queues,
             limit=free,
             timeouts=self._timeouts,
@@ -321,10 +362,14 @@ class Worker:
                     lease=item.lease,
                     renewed_at=claimed_at,
                     deadline=None if item.time_left is None else claimed_at + item.time_left,
+                    on_loop=on_loop,
                 )
         self._claimed_total += len(claimed)
         for item in claimed:
-            self._inbox.put(item)
+            if self._event_loop is not None and on_loop:
+                self._event_loop.submit(item)
+            else:
+                self._inbox.put(item)
         return claimed
 
     # -- slot threads ----------------------------------------------------------------------
@@ -363,42 +408,53 @@ class Worker:
             if self._active.get(run_id) is claimed and claimed is not None:
                 claimed.ending = True
 
+    def _hooks(self, claimed: ClaimedRun) -> tuple[_Active | None, dict[str, Any]]:
+        """The entry ``claimed`` was claimed with, and the hooks its execution takes."""
+        run_id = claimed.run.id
+        with self._lock:
+            active = self._active.get(run_id)
+        return active, {
+            "before_operation": self._guard(run_id),
+            "before_end": functools.partial(self._ending, run_id, active),
+            "atomic_leases": self._atomic,
+        }
+
+    def _executed(self, run_id: uuid.UUID, active: _Active | None) -> None:
+        with self._lock:
+            if self._active.get(run_id) is active:  # not a newer claim's entry
+                del self._active[run_id]
+            self.processed += 1
+        self._wake.set()
+
     def _slot(self) -> None:
         try:
             while (claimed := self._inbox.get()) is not None:
                 run_id = claimed.run.id
-                with self._lock:
-                    active = self._active.get(run_id)
+                active, hooks = self._hooks(claimed)
                 try:
-                    execute_run(
-                        self.storage,
-                        claimed,
-                        self.jobs[claimed.run.job_name],
-                        before_operation=self._guard(run_id),
-                        before_end=functools.partial(self._ending, run_id, active),
-                        atomic_leases=self._atomic,
-                    )
+                    execute_run(self.storage, claimed, self.jobs[claimed.run.job_name], **hooks)
                 except Exception:
                     # No longer heartbeated, the lease expires and another worker recovers
                     # the run. That counts a recovery, so a run that always breaks its
                     # worker ends failed instead of looping.
-                    logger.exception(
-                        "worker=%s run=%s event=execution_error", self.worker_id, run_id
-                    )
+                    self._log_execution_error(run_id)
                     close_old_connections()
                 finally:
-                    _reset_broken_connections()
-                    with self._lock:
-                        if self._active.get(run_id) is active:  # not a newer claim's entry
-                            del self._active[run_id]
-                        self.processed += 1
-                    self._wake.set()
+                    reset_broken_connections()
+                    self._executed(run_id, active)
         finally:
             connections.close_all()
 
+    async def _execute_on_loop(self, claimed: ClaimedRun, database: Database) -> None:
+        run_id = claimed.run.id
+        active, hooks = self._hooks(claimed)
+        try:
+            job = self.jobs[claimed.run.job_name]
+            await aexecute_run(self.storage, claimed, job, database=database, **hooks)
+        except Exception:
+            self._log_execution_error(run_id)  # as on a slot: the lease runs out
+        finally:
+            self._executed(run_id, active)
 
-def _reset_broken_connections() -> None:
-    """Drop this thread's connections that saw an error and no longer answer."""
-    for connection in connections.all(initialized_only=True):
-        if connection.errors_occurred and not connection.is_usable():
-            connection.close()
+    def _log_execution_error(self, run_id: uuid.UUID) -> None:
+        logger.exception("worker=%s run=%s event=execution_error", self.worker_id, run_id)

@@ -305,7 +305,7 @@ def kept_when_failed(ctx):
     return ctx.step("only", lambda: 1)
 
 
-from . import atomic_jobs  # noqa: E402, F401  (registered with the rest, in every worker)
+from . import async_jobs, atomic_jobs  # noqa: E402, F401  (registered in every worker)
 
 
 @job(name="tests.tick")

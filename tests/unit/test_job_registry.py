@@ -28,14 +28,20 @@ def test_autodiscovery_registered_the_test_apps_jobs():
     assert "tests.three_steps" in registered_jobs()
 
 
-def test_async_jobs_and_jobs_without_ctx_are_refused():
+def test_async_jobs_are_registered_and_jobs_without_ctx_are_refused():
     async def later(ctx):
         return None
 
-    with pytest.raises(TypeError, match="async function"):
-        job(later)
+    assert job(later).is_async
+    assert not job(lambda ctx: None).is_async
     with pytest.raises(TypeError, match="run context"):
         job(lambda: None)
+
+    async def no_ctx():
+        return None
+
+    with pytest.raises(TypeError, match="run context"):
+        job(no_ctx)
 
 
 def test_two_functions_cannot_share_a_name():

@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import autoreload
 
 from ...conf import durable_settings
-from ...worker import Worker
+from ...event_loop import DATABASE_THREADS
+from ...worker import DEFAULT_ASYNC_CONCURRENCY, Worker
 
 logger = logging.getLogger("django_durable")
 
@@ -25,6 +26,13 @@ VERBOSITY_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.INFO, 3: loggi
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
         raise ValueError(text)
     return value
 
@@ -61,6 +69,16 @@ class Command(BaseCommand):
             default=1,
             metavar="N",
             help="Runs executed at once, one thread and database connection each "
+            "(default: %(default)s).",
+        )
+        parser.add_argument(
+            "--async-concurrency",
+            type=non_negative_int,
+            default=DEFAULT_ASYNC_CONCURRENCY,
+            metavar="N",
+            help="Runs of async def jobs executed at once on the worker's event loop, "
+            "beside the threads; their database work shares "
+            f"{DATABASE_THREADS} connections. 0 runs them on the threads "
             "(default: %(default)s).",
         )
         parser.add_argument(
@@ -119,6 +137,7 @@ class Command(BaseCommand):
         worker = Worker(
             queues=None if "*" in queues else queues,
             concurrency=options["concurrency"],
+            async_concurrency=options["async_concurrency"],
             burst=options["burst"],
             max_runs=options["max_runs"],
             grace=options["grace"],
