@@ -53,12 +53,17 @@ async def async_sleeper(ctx, seconds=1.0):
 
 
 @job(name="tests.async_atomic")
-async def async_atomic(ctx, owner, fail=False):
-    """An atomic async step: its ORM writes commit with its checkpoint, or not at all."""
+async def async_atomic(ctx, owner, fail=False, pause_once_at=None):
+    """An atomic async step: its ORM writes commit with its checkpoint, or not at all.
+    With ``pause_once_at`` (a path), the first execution creates that file after writing
+    and waits, long enough for a test to kill the worker."""
 
     async def open_account():
         account = await Account.objects.acreate(owner=owner)
         await sync_to_async(Account.objects.create)(owner=f"{owner}-sync")
+        if pause_once_at and not os.path.exists(pause_once_at):
+            open(pause_once_at, "w").close()  # a marker the test waits for
+            await asyncio.sleep(120)
         if fail:
             raise ValueError("refused after writing")
         return account.pk
