@@ -146,3 +146,9 @@ def _blocking(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 async def _await(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+def database_of(ctx: AsyncRunContext) -> Database:
+    """How ``ctx``'s run reaches the database off the event loop, for the library's own
+    job wrappers (the ``django.tasks`` backend's start of an async task)."""
+    return ctx._database

@@ -32,8 +32,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import signals
+from .async_context import AsyncRunContext, database_of
 from .conf import durable_settings
-from .context import RunContext, journal_of
+from .context import RunContext, RunFacts, journal_of
 from .durations import optional_timedelta
 from .exceptions import InvalidRunId, RunNotFound
 from .handles import RunHandle, get_run
@@ -95,7 +96,7 @@ class DurableTaskContext(_TaskContextBase):  # type: ignore[misc]
     """What a ``takes_context=True`` task receives: Django's ``TaskContext`` plus
     ``durable``, the run context, for steps, sleeps and events inside a plain task."""
 
-    durable: RunContext
+    durable: RunContext | AsyncRunContext
 
     @property
     def attempt(self) -> int:
@@ -108,8 +109,8 @@ class DurableBackend(BaseTaskBackend):
 
     # run_after becomes the run's run_after, kept in the database until then.
     supports_defer = True
-    # The task function is called inside a sync job; async jobs do not exist yet.
-    supports_async_task = False
+    # An async def task is an async job, awaited on the worker's event loop.
+    supports_async_task = True
     # Any process reads the run back from the database.
     supports_get_result = True
     # The claim order is priority first, the same -100..100 range as django.tasks.
@@ -222,27 +223,50 @@ def _register_task(task: Task[..., Any], options: dict[str, Any]) -> Job:
 
 
 def _job_function(task: Task[..., Any]) -> Callable[..., Any]:
-    """A job function (ctx first) that sends ``task_started`` and calls the task."""
+    """A job function (ctx first) that sends ``task_started`` and calls the task; an
+    async job for an ``async def`` task."""
 
     def run_task(ctx: RunContext, *args: Any, **kwargs: Any) -> Any:
-        # Stored at once, so a crash later in this execution still leaves its worker named.
-        journal_of(ctx).store_log_now(logging.INFO, f"{EXECUTED_BY}{ctx.worker_id}")
-        result = _result(task, get_run(ctx.run_id), executions=_executions(ctx.run_id))
-        task_started.send(sender=type(task.get_backend()), task_result=result)
-        if task.takes_context:
-            context = DurableTaskContext(task_result=result, durable=ctx)
-            return task.func(context, *args, **kwargs)
-        return task.func(*args, **kwargs)
+        return _call(task, _started(task, ctx), ctx, args, kwargs)
+
+    async def run_async_task(ctx: AsyncRunContext, *args: Any, **kwargs: Any) -> Any:
+        result = await database_of(ctx)(_started, task, ctx)
+        return await _call(task, result, ctx, args, kwargs)
+
+    function: Callable[..., Any] = (
+        run_async_task if inspect.iscoroutinefunction(task.func) else run_task
+    )
 
     # The job's name, origin and argument check are the task function's.
     parameters = list(inspect.signature(task.func).parameters.values())
     if task.takes_context:
         parameters = parameters[1:]
     ctx_parameter = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_ONLY)
-    run_task.__signature__ = inspect.Signature([ctx_parameter, *parameters])  # type: ignore[attr-defined]
-    run_task.__module__ = task.func.__module__
-    run_task.__qualname__ = task.func.__qualname__
-    return run_task
+    function.__signature__ = inspect.Signature([ctx_parameter, *parameters])  # type: ignore[attr-defined]
+    function.__module__ = task.func.__module__
+    function.__qualname__ = task.func.__qualname__
+    return function
+
+
+def _started(task: Task[..., Any], ctx: RunFacts) -> TaskResult[..., Any]:
+    """Name this execution's worker in the run's log and send ``task_started``."""
+    # Stored at once, so a crash later in this execution still leaves its worker named.
+    journal_of(ctx).store_log_now(logging.INFO, f"{EXECUTED_BY}{ctx.worker_id}")
+    result = _result(task, get_run(ctx.run_id), executions=_executions(ctx.run_id))
+    task_started.send(sender=type(task.get_backend()), task_result=result)
+    return result
+
+
+def _call(
+    task: Task[..., Any],
+    result: TaskResult[..., Any],
+    ctx: RunContext | AsyncRunContext,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    if task.takes_context:
+        return task.func(DurableTaskContext(task_result=result, durable=ctx), *args, **kwargs)
+    return task.func(*args, **kwargs)
 
 
 def _executions(run_id: uuid.UUID) -> list[tuple[str, datetime]]:

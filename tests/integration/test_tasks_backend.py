@@ -22,7 +22,7 @@ from django.db import transaction
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
-from django_durable import RunStatus, cancel_run
+from django_durable import RunStatus, cancel_run, get_job
 from django_durable import signals as durable_signals
 from django_durable.models import Run, Step
 from django_durable.tasks import CANCELLED_CLASS_PATH, DurableBackend
@@ -53,7 +53,7 @@ def test_backend_says_what_it_supports():
     assert backend().supports_defer
     assert backend().supports_priority
     assert backend().supports_get_result
-    assert not backend().supports_async_task
+    assert backend().supports_async_task
 
 
 def test_each_task_is_a_registered_job_named_by_its_module_path():
@@ -193,6 +193,18 @@ def test_async_enqueue_and_get_result():
     assert fetched.return_value == 42
     async_to_sync(result.arefresh)()
     assert result.status == TaskResultStatus.SUCCESSFUL
+
+
+@pytest.mark.django_db
+def test_async_tasks_are_async_jobs_with_an_awaited_run_context():
+    plain = tasks.async_meaning_of_life.enqueue()
+    steps = tasks.async_checkpoints.enqueue()
+    assert get_job(tasks.async_checkpoints.module_path).is_async
+    run_until_idle()
+    assert backend().get_result(plain.id).return_value == 42
+    assert backend().get_result(steps.id).return_value == ["first", "RUNNING"]
+    assert Step.objects.get(run_id=steps.id).name == "first"
+    assert backend().get_result(steps.id).worker_ids  # the execution named its worker
 
 
 @pytest.mark.django_db

@@ -114,3 +114,19 @@ def exits_in_a_step(context):
         raise KeyboardInterrupt("inside a step")
 
     context.durable.step("interrupted", interrupted)
+
+
+@task(backend=BACKEND)
+async def async_meaning_of_life():
+    return 42
+
+
+@task(backend=BACKEND, takes_context=True)
+async def async_checkpoints(context):
+    """An async task whose context's ``durable`` is the awaited run context."""
+    ctx = context.durable
+
+    async def first():
+        return "first"
+
+    return [await ctx.step("first", first), context.task_result.status]
