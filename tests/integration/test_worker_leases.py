@@ -10,10 +10,11 @@ import pytest
 from django_durable import job
 from django_durable.conf import durable_settings
 from django_durable.exceptions import LeaseLost
+from django_durable.held_runs import Held
 from django_durable.models import Run, RunLog, Step
 from django_durable.runner import execute_run
 from django_durable.storage import get_storage
-from django_durable.worker import Worker, _Active
+from django_durable.worker import Worker
 from tests.testapp import jobs
 from tests.testapp.models import Account
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def due_for_a_heartbeat(worker):
     """Make every lease due for renewal, though not stale by the worker's clock."""
-    for active in worker._active.values():
+    for active in worker._held.runs.values():
         active.renewed_at = time.monotonic() - durable_settings.heartbeat_interval - 0.1
 
 
@@ -30,17 +31,17 @@ def test_a_lease_taken_over_is_not_renewed_and_its_run_is_abandoned():
     kept, taken = jobs.echo.enqueue(1), jobs.echo.enqueue(2)
     worker = Worker(jobs={jobs.echo.name: jobs.echo}, concurrency=2)
     assert len(worker._claim()) == 2
-    guards = {run_id: worker._guard(run_id) for run_id in (kept.id, taken.id)}
+    guards = {run_id: worker._held.guard(run_id) for run_id in (kept.id, taken.id)}
     # Another worker took one run over (as after this worker was frozen past STALE_AFTER).
     Run.objects.filter(pk=taken.id).update(lease_owner="other", lease_token=uuid.uuid4())
     due_for_a_heartbeat(worker)
-    worker._heartbeat_if_due()
+    worker._held.heartbeat_if_due()
     guards[kept.id]()  # renewed: the job may go on
     with pytest.raises(LeaseLost, match="did not renew"):
         guards[taken.id]()
     # It is not heartbeated again, and stays lost even though its clock looks fresh.
-    worker._active[taken.id].renewed_at = time.monotonic()
-    worker._heartbeat_if_due()
+    worker._held.runs[taken.id].renewed_at = time.monotonic()
+    worker._held.heartbeat_if_due()
     with pytest.raises(LeaseLost):
         guards[taken.id]()
 
@@ -49,19 +50,19 @@ def test_a_run_that_ended_before_the_heartbeat_read_it_back_is_not_lost(caplog):
     handle = jobs.echo.enqueue(1)
     worker = Worker(jobs={jobs.echo.name: jobs.echo})
     (claimed,) = worker._claim()
-    active = worker._active[handle.id]
+    active = worker._held.runs[handle.id]
     execute_run(
         worker.storage,
         claimed,
         jobs.echo,
-        before_operation=worker._guard(handle.id),
-        before_end=functools.partial(worker._ending, handle.id, active),
+        before_operation=worker._held.guard(handle.id),
+        before_end=functools.partial(worker._held.ending, handle.id, active),
     )
     # The heartbeat reads the run back after its completion committed, before the slot
     # thread removed the run's entry: the lease is gone because the run gave it up.
     due_for_a_heartbeat(worker)
     with caplog.at_level(logging.WARNING, logger="django_durable"):
-        worker._heartbeat_if_due()
+        worker._held.heartbeat_if_due()
     assert Run.objects.get(pk=handle.id).status == "completed"
     assert "lease_not_renewed" not in caplog.text
     assert not active.lost
@@ -71,12 +72,12 @@ def test_an_execution_whose_run_was_claimed_anew_is_stopped():
     handle = jobs.echo.enqueue(1)
     worker = Worker(jobs={jobs.echo.name: jobs.echo})
     worker._claim()
-    old_guard = worker._guard(handle.id)
-    old = worker._active[handle.id]
+    old_guard = worker._held.guard(handle.id)
+    old = worker._held.runs[handle.id]
     # The run was recovered and claimed again by this same worker while the first
     # execution was frozen: a new lease, a new entry.
-    worker._active[handle.id] = _Active(lease=old.lease, renewed_at=time.monotonic())
-    worker._guard(handle.id)()
+    worker._held.runs[handle.id] = Held(lease=old.lease, renewed_at=time.monotonic())
+    worker._held.guard(handle.id)()
     with pytest.raises(LeaseLost, match="no longer holds"):
         old_guard()
 
