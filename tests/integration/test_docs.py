@@ -11,7 +11,9 @@ database has its table.
 """
 
 import ast
+import functools
 import io
+import json
 import re
 import tomllib
 import warnings
@@ -33,6 +35,8 @@ from django_durable import (
 from django_durable.checks import check_settings
 from django_durable.models import Run, Step
 from django_durable.testing import run_until_idle
+from django_durable.testing.time_travel import time_travel
+from docs.snippets.async_jobs import jobs as async_jobs
 from docs.snippets.cancellation import admin_tools
 from docs.snippets.cancellation import jobs as cancellation_jobs
 from docs.snippets.children import jobs as children_jobs
@@ -71,6 +75,7 @@ NOT_SHOWN = {
     "stand_ins/mailer.py",
     "stand_ins/logistics.py",
     # The quickstart's model, imported again by the pages whose samples use it.
+    "async_jobs/models.py",
     "cancellation/models.py",
     "timeouts/models.py",
 }
@@ -260,6 +265,33 @@ def test_sleep_samples_park_until_their_wake_time():
     assert "thanks 11" in mailer.sent and "review 11" not in mailer.sent
     launch = Run.objects.get(pk=soon.id)
     assert (launch.status, launch.wake_at.year, launch.wake_at.month) == ("waiting", 2031, 3)
+
+
+@pytest.mark.django_db
+def test_async_sample_books_once_and_marks_the_order(monkeypatch):
+    import httpx
+
+    bookings = []
+
+    def carrier(request):
+        bookings.append((request.url.path, json.loads(request.content), request.headers))
+        return httpx.Response(201, json={"booking_id": "bk_7"})
+
+    client = functools.partial(httpx.AsyncClient, transport=httpx.MockTransport(carrier))
+    monkeypatch.setattr(async_jobs.httpx, "AsyncClient", client)
+    order = models.Order.objects.create(customer_email="ada@example.com", amount_cents=900)
+    run = async_jobs.book_delivery.enqueue(order_id=order.pk)
+    with time_travel() as clock:
+        run_until_idle()
+        assert get_run(run.id).status == RunStatus.WAITING  # until pickup
+        clock.advance(timedelta(days=1))
+        run_until_idle()
+    assert get_run(run.id).output == "bk_7"
+    ((path, body, headers),) = bookings  # the replay after the sleep did not call again
+    assert (path, body) == ("/bookings", {"reference": str(order.pk), "email": "ada@example.com"})
+    assert headers["idempotency-key"] == f"delivery-{run.id}"
+    order.refresh_from_db()
+    assert order.status == "booked"
 
 
 @pytest.mark.django_db
