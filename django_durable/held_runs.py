@@ -165,8 +165,9 @@ class HeldRuns:
         for run_id in lost:
             logger.warning("worker=%s run=%s event=lease_not_renewed", self.worker_id, run_id)
 
-    def release_all(self, grace: float) -> None:
-        """After the grace period: give up what still runs (its later writes are fenced out)."""
+    def release_all(self, grace: float) -> int:
+        """After the grace period: give up what still runs (its later writes are fenced
+        out); how many executions that was."""
         with self._lock:
             stuck = [held.lease for held in self.runs.values()]
             self.runs.clear()
@@ -186,6 +187,7 @@ class HeldRuns:
                     lease.run_id,
                     error,
                 )
+        return len(stuck)
 
     def _renewable(self, run_id: uuid.UUID) -> list[uuid.UUID]:
         with self._lock:

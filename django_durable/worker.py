@@ -86,6 +86,9 @@ class Worker:
         }
         self._event_loop = EventLoop(self._execute_on_loop) if self._loop_jobs else None
         self.storage = storage or get_storage()
+        # Executions still running when the grace period ended: their runs were given up,
+        # their threads cannot be stopped.
+        self.left_running = 0
         # Touched after each loop that reached the database, for a liveness probe.
         self._health = None if health_file is None else HealthFile(health_file, self.worker_id)
         self._timeouts = job_timeouts(self.jobs)
@@ -227,7 +230,7 @@ class Worker:
                 close_old_connections()
             self._wake.wait(0.05)
             self._wake.clear()
-        self._held.release_all(self.grace)
+        self.left_running = self._held.release_all(self.grace)
 
     def _busy(self) -> int:
         return self._held.counts()[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,7 @@ class Command(BaseCommand):
             return
         self._install_signal_handlers(worker)
         worker.run()
+        self._exit_if_left_running(worker, 0)
 
     @staticmethod
     def _run_reloading(worker: Worker) -> None:
@@ -181,8 +183,21 @@ class Command(BaseCommand):
         autoreload.file_changed.connect(stop_before_reloading, weak=False)
         try:
             worker.run()
+            Command._exit_if_left_running(worker, 3)  # 3: the autoreloader starts anew
         finally:
             stopped.set()
+
+    @staticmethod
+    def _exit_if_left_running(worker: Worker, code: int) -> None:
+        """A thread slot's thread is a daemon, but the thread a plain step of an async job
+        runs on is asgiref's executor's, which the interpreter waits for at exit: when the
+        grace period ended with executions still running, exit without waiting for them
+        (their runs were released, their later writes are fenced out)."""
+        if worker.left_running:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
     @staticmethod
     def _install_signal_handlers(worker: Worker) -> None:
