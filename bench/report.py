@@ -222,6 +222,34 @@ enqueued at {prune["rate"]:.0f}/s.
 """
 
 
+def _async_io() -> str:
+    """The last ``bench/async_io.py`` figures, if it was run (its own results file)."""
+    path = Path(__file__).parent / "results" / "async_io.json"
+    if not path.exists():
+        return ""
+    figures = json.loads(path.read_text())
+    rows = "\n".join(
+        f"| {row['system']} | {row['runs']:,} | {row['seconds']:.2f} | "
+        f"{row['worker_cpu_seconds']:.2f} | {row['worker_peak_rss_mib']:.0f} | "
+        f"{row['connections']} | {row['layout']} |"
+        for row in figures["results"]
+    )
+    return f"""
+## Async jobs
+
+`{figures["command"]}` (load average when it began: {figures["load"]}): one worker
+process, runs of one step awaiting `asyncio.sleep({figures["await_seconds"]:g})` enqueued in
+one transaction; time from that commit to the last completion, the worker's CPU time over
+it, its peak resident memory, and the most connections to the database at once. Where the
+worker's CPU time is close to the completion time, the drain is bound by one core: each
+process runs Python on one at a time.
+
+| System | Runs | Completed in, s | Worker CPU, s | Peak RSS, MiB | Connections | Layout |
+|---|---:|---:|---:|---:|---:|---|
+{rows}
+"""
+
+
 def page(results: dict, table: str) -> str:
     machine = results["machine"]
     return f"""# Benchmarks
@@ -258,7 +286,7 @@ each running as many jobs at once as django-durable's threads where the system c
 {_ceiling_table(results)}
 
 ![Throughput and pickup latency](img/benchmarks.png)
-{_pruning()}
+{_pruning()}{_async_io()}
 Figures from a 2-core machine are noisy (other work shares it): compare ratios, and rerun
 with `--rounds 3` for medians.
 """

@@ -1,5 +1,6 @@
 """No-op jobs the benchmark drains."""
 
+import asyncio
 import time
 
 from django_durable import job
@@ -34,3 +35,13 @@ def pickup(ctx, key):
     from bench.pickup import record
 
     ctx.step("pickup", lambda: record(key))
+
+
+@job(name="bench.async_sleep")
+async def async_sleep(ctx, seconds):
+    """One step awaiting a sleep: an I/O-bound call (see bench/async_io.py)."""
+
+    async def call():
+        await asyncio.sleep(seconds)
+
+    await ctx.step("call", call)

@@ -11,6 +11,7 @@ BENCH_DBOS_POLL say otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
@@ -47,6 +48,17 @@ def ten_steps() -> None:
 @DBOS.workflow(name="pickup")
 def pickup(key: str) -> None:
     record_pickup(key)
+
+
+@DBOS.step()
+async def await_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@DBOS.workflow(name="async_sleep")
+async def async_sleep(seconds: float) -> None:
+    """One async step awaiting a sleep (bench/async_io.py)."""
+    await await_sleep(seconds)
 
 
 def config() -> dict:
