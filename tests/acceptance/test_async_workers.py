@@ -1,13 +1,12 @@
 """``async def`` jobs in real runworker processes: SIGKILL, events, children, and many
 I/O-bound runs on one event loop."""
 
-import signal
 import time
 
 import pytest
 from django.db import connection
 
-from django_durable import RunStatus, cancel_run, send_event
+from django_durable import RunStatus, send_event
 from django_durable.models import Run, Step
 from tests.testapp import async_jobs
 from tests.testapp.jobs import executions
@@ -74,57 +73,6 @@ def test_async_sleep_event_and_child_in_a_worker_process(tmp_path):
         assert worker.terminate() == 0
     run = Run.objects.get(pk=handle.id)
     assert run.output == {"payload": "now", "child": ["step-1", "step-2", "step-3"]}
-
-
-def test_sigterm_lets_the_async_runs_step_finish_releases_it_and_exits_0(tmp_path):
-    handle = async_jobs.async_steps.enqueue(pause_in_step_2=2)
-    worker = WorkerProcess(tmp_path / "a.log", "--grace", "20")
-    try:
-        wait_until(lambda: executions(handle.id, "step-2") == 1, what="step 2 to start")
-        worker.process.send_signal(signal.SIGTERM)
-        stopped_at = time.monotonic()
-    finally:
-        code = worker.wait(20)
-    assert code == 0, worker.output
-    assert time.monotonic() - stopped_at < 20
-    run = Run.objects.get(pk=handle.id)
-    assert run.status == RunStatus.PENDING and run.recoveries == 0
-    steps = Step.objects.filter(run=run, kind="step").values_list("name", flat=True)
-    assert sorted(steps) == ["step-1", "step-2"]
-    assert "outcome=released reason=worker_stopping" in worker.output
-
-    finisher = WorkerProcess(tmp_path / "b.log", "--burst")
-    assert finisher.wait() == 0, finisher.output
-    assert status(handle.id) == RunStatus.COMPLETED
-    assert [executions(handle.id, f"step-{n}") for n in (1, 2, 3)] == [1, 1, 1]
-
-
-def test_async_steps_outlasting_the_grace_period_are_released_and_the_worker_exits(tmp_path):
-    # One run blocked in a plain step's thread, one awaiting asyncio.sleep: neither
-    # keeps the process alive past the grace period.
-    blocked = async_jobs.async_steps.enqueue(pause_in_step_2=120)
-    awaiting = async_jobs.async_sleeper.enqueue(seconds=120)
-    worker = WorkerProcess(tmp_path / "a.log", "--grace", "1")
-    try:
-        wait_until(lambda: executions(blocked.id, "step-2") == 1, what="step 2 to start")
-        wait_until(lambda: status(awaiting.id) == RunStatus.RUNNING, what="the sleeper")
-        worker.process.send_signal(signal.SIGTERM)
-        stopped_at = time.monotonic()
-    finally:
-        code = worker.wait(30)
-    assert code == 0, worker.output
-    assert time.monotonic() - stopped_at < 15
-    assert worker.output.count("event=released_after_grace") == 2
-    for handle in (blocked, awaiting):
-        run = Run.objects.get(pk=handle.id)
-        assert run.status == RunStatus.PENDING and run.recoveries == 0
-
-    cancel_run(awaiting.id)  # two minutes of sleep: not for the finisher
-    finisher = WorkerProcess(tmp_path / "b.log", "--burst")
-    assert finisher.wait() == 0, finisher.output
-    assert status(blocked.id) == RunStatus.COMPLETED
-    # Step 1 was committed before step 2 began, so it never runs again.
-    assert [executions(blocked.id, f"step-{n}") for n in (1, 2, 3)] == [1, 2, 1]
 
 
 def backends():

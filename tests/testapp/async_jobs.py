@@ -42,10 +42,13 @@ async def async_steps(ctx, pause_in_step_2=0.0):
 
 
 @job(name="tests.async_sleeper")
-async def async_sleeper(ctx, seconds=1.0):
-    """One step awaiting ``asyncio.sleep``: an I/O-bound call, for concurrency."""
+async def async_sleeper(ctx, seconds=1.0, mark=None):
+    """One step awaiting ``asyncio.sleep``: an I/O-bound call, for concurrency. With
+    ``mark`` (a path), the step creates that file before it awaits."""
 
     async def call():
+        if mark:
+            open(mark, "w").close()
         await asyncio.sleep(seconds)
         return os.getpid()
 
