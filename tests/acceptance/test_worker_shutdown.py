@@ -71,7 +71,7 @@ def test_a_step_outlasting_the_grace_period_is_released_anyway(tmp_path, three_s
     assert [executions(handle.id, s) for s in ("step-1", "step-2", "step-3")] == [1, 2, 1]
 
 
-def test_an_async_step_awaiting_past_the_grace_period_is_released_and_cancelled(tmp_path):
+def test_an_async_step_awaiting_past_the_grace_period_is_released_and_the_worker_exits(tmp_path):
     marker = tmp_path / "awaiting"
     handle = async_jobs.async_sleeper.enqueue(seconds=120, mark=str(marker))
     worker = WorkerProcess(tmp_path / "a.log", "--grace", "1")
