@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from django_durable import ChildRunMissing, RunStatus, job
 from django_durable.checks import check_settings
-from django_durable.models import ConcurrencySlot, Run, RunEvent, RunLog, Step
+from django_durable.models import ConcurrencySlot, Run, RunEvent, RunLog, ScheduleTick, Step
 from django_durable.testing import run_until_idle
 from tests.testapp import jobs
 
@@ -193,6 +193,7 @@ def orphans():
         "logs": RunLog.objects.exclude(run_id__in=runs).count(),
         "events": RunEvent.objects.exclude(run_id__in=runs).count(),
         "slots": ConcurrencySlot.objects.exclude(run_id__in=runs).count(),
+        "ticks": ScheduleTick.objects.exclude(run_id=None).exclude(run_id__in=runs).count(),
         "children": Run.objects.exclude(parent_id=None).exclude(parent_id__in=runs).count(),
     }
 

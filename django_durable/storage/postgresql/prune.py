@@ -1,8 +1,8 @@
 """PostgreSQL: a batch of pruned runs and everything that belongs to them in one statement.
 
-Data-modifying CTEs delete from every table at once, the ids sent as one array; the
-foreign keys are checked at COMMIT (Django makes them deferrable), when nothing points
-at the deleted runs any more.
+Data-modifying CTEs delete from every table at once, the ids sent as one array; only
+Run.parent has a foreign key constraint, checked at COMMIT (Django makes it deferrable),
+when no child points at a deleted run any more.
 """
 
 from __future__ import annotations
