@@ -1,7 +1,7 @@
 """Pruning benchmark: prune rate, and claim latency of a live drain while pruning.
 
     .venv-3.11/bin/python bench/prune.py [--runs 1000000] [--seconds 20] [--rate 200]
-        [--batch-size 500] [--sample] [--no-save]
+        [--batch-size 500] [--pause 0] [--sample] [--no-save]
 
 Starts a throwaway PostgreSQL on 127.0.0.1:55482 and loads ``--runs`` completed runs
 finished 10 days ago (3 journal entries and a log line each) with INSERT ... SELECT. Two
@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--pause", type=float, default=0.0, help="prune_runs --pause")
     parser.add_argument("--port", type=int, default=55482)
     parser.add_argument("--sample", action="store_true", help="sample wait events too")
     parser.add_argument("--no-save", action="store_true", help="print only")
@@ -161,7 +162,7 @@ def main() -> None:
         with sampler(server.url) as prune_phase:
             done = subprocess.run(
                 [sys.executable, "-m", "django", "prune_runs", "--older-than", "1d",
-                 "--batch-size", str(options.batch_size)],
+                 "--batch-size", str(options.batch_size), "--pause", str(options.pause)],
                 env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                 check=True,
             )  # fmt: skip
@@ -174,7 +175,8 @@ def main() -> None:
         print(done.stdout.strip().splitlines()[-1])
         print(
             f"prune rate: {options.runs / prune_seconds:,.0f} runs/s "
-            f"({options.runs:,} runs in {prune_seconds:.1f} s, batch {options.batch_size})"
+            f"({options.runs:,} runs in {prune_seconds:.1f} s, batch {options.batch_size}, "
+            f"pause {options.pause} s)"
         )
         for name, values in (("without pruning", without), ("while pruning", during)):
             print(
@@ -194,6 +196,7 @@ def main() -> None:
                         "load": load,
                         "runs": options.runs,
                         "batch_size": options.batch_size,
+                        "pause": options.pause,
                         "rate": options.rate,
                         "runs_per_second": options.runs / prune_seconds,
                         "without": _latency(without),

@@ -19,6 +19,7 @@ from django.db import (
     transaction,
 )
 from django.db.models import F, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from ..exceptions import StorageError
@@ -82,6 +83,10 @@ class ORMStorage:
         """Rows per table from the server's statistics, cheap however large the tables;
         None where counting is cheap enough (or no estimate exists)."""
         return None
+
+    def id_list(self, ids: list[uuid.UUID]) -> list[uuid.UUID] | RawSQL:
+        """``ids`` as the right-hand side of an ``__in`` lookup on a UUID column."""
+        return ids
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 from django.db.models import Q
@@ -23,6 +23,9 @@ from django.db.models import Q
 from ..models import ConcurrencySlot, Run, RunEvent, RunLog, ScheduleTick, Step
 from ..retention import Policy
 from .own_writes import own_write
+
+if TYPE_CHECKING:
+    from .orm import ORMStorage
 
 #: A retention policy per job name; jobs not in it follow ``default``.
 JobPolicies = Mapping[str, Policy]
@@ -121,11 +124,15 @@ def _prune_status(
     batch_size: int,
     dry_run: bool,
 ) -> Pruned:
+    from . import storage_for  # the storage package imports this module's neighbours
+
+    storage = storage_for(alias)
+
     def batch() -> tuple[Pruned, list[dict[str, Any]]]:
         roots = _roots(alias, pruning, status, due, batch_size=batch_size, lock=not dry_run)
-        families = _families(alias, roots, lock=not dry_run)
+        families = _families(storage, roots, lock=not dry_run)
         doomed = _without_unfinished_forks(
-            alias,
+            storage,
             [
                 family
                 for family in families.values()
@@ -134,7 +141,7 @@ def _prune_status(
         )
         ids = [member["id"] for family in doomed for member in family]
         nested = any(len(family) > 1 for family in doomed)
-        return _delete(alias, ids, nested=nested, dry_run=dry_run), roots
+        return _delete(storage, ids, nested=nested, dry_run=dry_run), roots
 
     # The walk moves on only once the batch is committed: a retried or failed batch
     # is looked at again.
@@ -168,7 +175,7 @@ MEMBER = ("id", "job_name", "status", "finished_at")
 
 
 def _without_unfinished_forks(
-    alias: str, families: list[list[dict[str, Any]]]
+    storage: ORMStorage, families: list[list[dict[str, Any]]]
 ) -> list[list[dict[str, Any]]]:
     """The families no unfinished fork started from: a fork may still wait for child
     runs of the run it was forked from, which go with that run's family."""
@@ -176,9 +183,9 @@ def _without_unfinished_forks(
     if not ids:
         return families
     forked = set(
-        Run.objects.using(alias)
+        Run.objects.using(storage.alias)
         .unfinished()
-        .filter(forked_from__in=ids)
+        .filter(forked_from__in=storage.id_list(ids))
         .values_list("forked_from", flat=True)
     )
     if not forked:
@@ -187,7 +194,7 @@ def _without_unfinished_forks(
 
 
 def _families(
-    alias: str, roots: list[dict[str, Any]], *, lock: bool
+    storage: ORMStorage, roots: list[dict[str, Any]], *, lock: bool
 ) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Each root with its descendants, read (and locked) a generation at a time for all
     roots at once: a query per generation, not per family."""
@@ -195,8 +202,12 @@ def _families(
     root_of = {root["id"]: root["id"] for root in roots}
     generation = list(root_of)
     while generation:
-        children = Run.objects.using(alias).filter(parent_id__in=generation).order_by("pk")
-        if lock and connections[alias].features.has_select_for_update:
+        children = (
+            Run.objects.using(storage.alias)
+            .filter(parent_id__in=storage.id_list(generation))
+            .order_by("pk")
+        )
+        if lock and connections[storage.alias].features.has_select_for_update:
             children = children.select_for_update()
         found = list(children.values(*MEMBER, "parent_id"))
         for child in found:
@@ -206,9 +217,10 @@ def _families(
     return families
 
 
-def _delete(alias: str, ids: list[uuid.UUID], *, nested: bool, dry_run: bool) -> Pruned:
+def _delete(storage: ORMStorage, ids: list[uuid.UUID], *, nested: bool, dry_run: bool) -> Pruned:
     if not ids:
         return Pruned()
+    alias = storage.alias
     if dry_run:
         return Pruned(
             runs=len(ids),
@@ -216,9 +228,7 @@ def _delete(alias: str, ids: list[uuid.UUID], *, nested: bool, dry_run: bool) ->
             logs=RunLog.objects.using(alias).filter(run_id__in=ids).count(),
             events=RunEvent.objects.using(alias).filter(run_id__in=ids).count(),
         )
-    from . import storage_for  # the storage package imports this module's neighbours
-
-    return storage_for(alias).delete_runs(ids, nested=nested)
+    return storage.delete_runs(ids, nested=nested)
 
 
 # Rows that belong to a run and go with it, in this order, before the run itself.

@@ -1,6 +1,7 @@
 """Retention: whole finished families past their retention are pruned, nothing else."""
 
 import io
+import time
 from datetime import timedelta
 
 import pytest
@@ -140,12 +141,25 @@ def test_batches_of_one_walk_every_status_past_kept_families_and_ties():
     assert parent.output == 13
 
 
+def test_a_pause_between_batches():
+    ids = [jobs.echo.enqueue(i).id for i in range(3)]
+    run_until_idle()
+    age(ids, 8)
+    started = time.monotonic()
+    line = prune("--batch-size", "1", "--status", "completed", "--pause", "0.3")
+    # Three batches of one family, then a fourth that finds nothing: three pauses.
+    assert time.monotonic() - started >= 0.9
+    assert line.startswith("Deleted 3 runs")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("--older-than", "soon"), "--older-than: 'soon' is not an age"),
         (("--status", "pending"), "--status takes finished statuses"),
         (("--batch-size", "0"), "--batch-size must be 1 or more"),
+        (("--pause", "-1"), "--pause must be 0 or more seconds"),
+        (("--pause", "nan"), "--pause must be 0 or more seconds"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(args, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,13 @@ def add_prune_arguments(parser: CommandParser) -> None:
         help='Root runs per transaction (default DURABLE["PRUNE_BATCH_SIZE"]).',
     )
     parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="Seconds to wait between batches, leaving the database to the workers "
+        "(default 0: batch after batch).",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="Count what would go; delete nothing."
     )
 
@@ -51,6 +59,9 @@ def prune(options: dict[str, Any], progress: Callable[[str], None]) -> tuple[Pru
         batch_size = durable_settings.PRUNE_BATCH_SIZE
     if batch_size < 1:
         raise CommandError(f"--batch-size must be 1 or more, got {batch_size}", returncode=2)
+    pause = options["pause"]
+    if not 0 <= pause < math.inf:  # refuses nan too
+        raise CommandError(f"--pause must be 0 or more seconds, got {pause}", returncode=2)
     alias, now = durable_settings.DATABASE, get_storage().now()
     total, started = Pruned(), time.monotonic()
     next_progress = started + PROGRESS_EVERY
@@ -58,7 +69,10 @@ def prune(options: dict[str, Any], progress: Callable[[str], None]) -> tuple[Pru
         total.add(
             prune_batch(alias, pruning, now=now, batch_size=batch_size, dry_run=options["dry_run"])
         )
-        if not pruning.done and time.monotonic() >= next_progress:
+        if pruning.done:
+            break
+        time.sleep(pause)
+        if time.monotonic() >= next_progress:
             rate = total.runs / (time.monotonic() - started)
             progress(f"... {total.runs} runs so far ({rate:.0f} runs/s)")
             next_progress = time.monotonic() + PROGRESS_EVERY

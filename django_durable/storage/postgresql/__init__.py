@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 
 from django.db import connections
+from django.db.models import UUIDField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from ..base import ClaimedRun, NewRun, RunRecord
@@ -54,6 +56,11 @@ class PostgresStorage(ORMStorage):
 
     def delete_runs(self, ids: list[uuid.UUID], *, nested: bool) -> Pruned:
         return delete_rows(self.alias, ids)
+
+    def id_list(self, ids: list[uuid.UUID]) -> RawSQL:
+        # One array parameter, not a placeholder per id: for a prune batch's hundreds of
+        # ids, building and parsing the placeholders took longer than the query.
+        return RawSQL("SELECT unnest(%s::uuid[])", [ids], output_field=UUIDField())
 
     def estimated_rows(self, tables: list[str]) -> dict[str, int] | None:
         # The planner's estimate, as fresh as the last ANALYZE: COUNT(*) reads the table.
