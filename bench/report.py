@@ -205,13 +205,16 @@ def _pruning() -> str:
     rate, ratio = prune["runs_per_second"], during["p99"] / without["p99"]
     quiet = f"{without['p50']:.1f} / {without['p99']:.1f}"
     pruning = f"{during['p50']:.1f} / {during['p99']:.1f}"
+    seconds = prune.get("pause", 0)
+    pause = f"`--pause {seconds}` seconds between them" if seconds else "one after another"
     return f"""
 ## Pruning
 
 `{prune["command"]}` (load average when it began: {prune["load"]}): {prune["runs"]:,}
 completed runs (3 journal entries and a log line each) deleted by `manage.py prune_runs`
-in batches of {prune["batch_size"]} families while 2 workers of 8 threads drain 1-step runs
-enqueued at {prune["rate"]:.0f}/s.
+in batches of {prune["batch_size"]} families, {pause}, while 2 workers of 8 threads drain
+1-step runs enqueued at {prune["rate"]:.0f}/s. Smaller batches and a pause trade prune
+rate for the drain's latency.
 
 | Measure | Figure | Target | Met |
 |---|---|---|---|
