@@ -19,6 +19,7 @@ from django.utils import timezone
 from ..base import ClaimedRun, NewRun, RunRecord
 from ..orm import ORMStorage
 from ..prune import Pruned
+from .arrays import uuid_array
 from .claim import claim_postgresql
 from .enqueue import insert_runs
 from .fenced import PostgresFencedWriter
@@ -60,7 +61,7 @@ class PostgresStorage(ORMStorage):
     def id_list(self, ids: list[uuid.UUID]) -> RawSQL:
         # One array parameter, not a placeholder per id: for a prune batch's hundreds of
         # ids, building and parsing the placeholders took longer than the query.
-        return RawSQL("SELECT unnest(%s::uuid[])", [ids], output_field=UUIDField())
+        return RawSQL("SELECT unnest(%s::uuid[])", [uuid_array(ids)], output_field=UUIDField())
 
     def estimated_rows(self, tables: list[str]) -> dict[str, int] | None:
         # The planner's estimate, as fresh as the last ANALYZE: COUNT(*) reads the table.

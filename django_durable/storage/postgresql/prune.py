@@ -14,6 +14,7 @@ from django.db import connections
 
 from ...models import Run
 from ..prune import BELONGING, Pruned
+from .arrays import uuid_array
 
 
 @cache
@@ -34,6 +35,6 @@ def delete_rows(alias: str, ids: list[uuid.UUID]) -> Pruned:
     """Delete these runs and what belongs to them (``prune.BELONGING``), in one statement."""
     # Not prepared: one statement per batch of hundreds of runs gains nothing from it.
     with connections[alias].cursor() as cursor:
-        cursor.execute(_sql(alias), [ids])
+        cursor.execute(_sql(alias), [uuid_array(ids)])
         runs, steps, logs, events = cursor.fetchone()
     return Pruned(runs=runs, steps=steps, logs=logs, events=events)
