@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench import pg_counters
 from bench.cpu import server_cpu_seconds
 from bench.pickup import PickupWatch
 from bench.workers import WorkerGroup
@@ -57,10 +58,14 @@ def wait_completed(system: System, count: int, workers: WorkerGroup) -> float:
     return time.perf_counter()
 
 
-def drain(system: System, workers: WorkerGroup, runs: int, steps: int, postmaster: int) -> dict:
+def drain(
+    system: System, workers: WorkerGroup, runs: int, steps: int, postmaster: int, url: str
+) -> dict:
     """Enqueue ``runs`` in one transaction while the workers idle, then time the drain."""
     system.reset()
+    pg_counters.checkpoint(url)
     time.sleep(0.5)  # let idle workers settle into waiting
+    counters = pg_counters.read(url)
     cpu_before = server_cpu_seconds(postmaster)
     started = time.perf_counter()
     system.enqueue_bulk(runs, steps)
@@ -71,6 +76,7 @@ def drain(system: System, workers: WorkerGroup, runs: int, steps: int, postmaste
         "enqueue_bulk_per_s": runs / (committed - started),
         "runs_per_s": runs / (finished - committed),
         "pg_cpu_ms": cpu * 1000 / runs,
+        **pg_counters.per_run(url, counters, runs),
     }
 
 
@@ -117,7 +123,8 @@ def measure(system: System, options: dict[str, Any], extras: Any = None) -> dict
         for steps in system.step_counts:
             runs = options["runs"] if steps == 1 else options["runs_10"]
             rounds = [
-                drain(system, workers, runs, steps, postmaster) for _ in range(options["rounds"])
+                drain(system, workers, runs, steps, postmaster, options["url"])
+                for _ in range(options["rounds"])
             ]
             result[f"steps_{steps}"] = median_of(rounds) | {"runs": runs}
             say(f"{steps}-step {result[f'steps_{steps}']['runs_per_s']:,.0f} runs/s")

@@ -150,7 +150,9 @@ def after(system: Durable, options: dict[str, Any], result: dict) -> None:
             group.start()
             try:
                 wait_completed(system, 200, group)
-                rate = drain(system, group, options["runs"], 1, options["postmaster"])
+                rate = drain(
+                    system, group, options["runs"], 1, options["postmaster"], options["url"]
+                )
             finally:
                 group.stop()
             result["layouts"][layout] = rate["runs_per_s"]

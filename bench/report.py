@@ -85,6 +85,17 @@ def _rows(results: dict) -> list[list[str]]:
         cpu <= 0.5 * min(peer_cpu) if cpu and peer_cpu else None,
     )
     compare("PostgreSQL CPU per 10-step job, ms", ("steps_10", "pg_cpu_ms"), 3, "", None)
+    commits = _get(ours, "steps_1", "commits_per_run")
+    compare(
+        "commits per 1-step job",
+        ("steps_1", "commits_per_run"),
+        2,
+        "≤ 0.5",
+        commits <= 0.5 if commits is not None else None,
+    )
+    compare("commits per 10-step job", ("steps_10", "commits_per_run"), 2, "", None)
+    compare("WAL bytes per 1-step job", ("steps_1", "wal_bytes_per_run"), 0, "", None)
+    compare("WAL bytes per 10-step job", ("steps_10", "wal_bytes_per_run"), 0, "", None)
 
     blank = ["—"] * len(peers)
     ceiling = results["ceiling"]

@@ -1,0 +1,47 @@
+"""What a system's drain cost PostgreSQL in commits and WAL, read from the server.
+
+Commits are ``pg_stat_database.xact_commit`` of the system's own database, so each system
+is counted apart (read-only transactions count too: the benchmark's own polls for
+"done?", about 20 a second, are in it). A backend reports its counts when it goes idle,
+at most once a second, so the reading after a drain waits for that. WAL is the server's
+insert position; the drain begins with a CHECKPOINT, so every system pays the same full
+page images.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+STATS_FLUSH = 1.5  # seconds: a backend's counts reach pg_stat_database within 1 s
+
+
+@dataclass(frozen=True)
+class Counters:
+    commits: int
+    wal_bytes: int
+
+
+def read(url: str) -> Counters:
+    with psycopg.connect(url, autocommit=True) as connection:
+        commits, wal = connection.execute(
+            "SELECT xact_commit, pg_current_wal_lsn() - '0/0' FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        ).fetchone()
+    return Counters(int(commits), int(wal))
+
+
+def checkpoint(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+
+
+def per_run(url: str, before: Counters, runs: int) -> dict[str, float]:
+    time.sleep(STATS_FLUSH)
+    after = read(url)
+    return {
+        "commits_per_run": (after.commits - before.commits) / runs,
+        "wal_bytes_per_run": (after.wal_bytes - before.wal_bytes) / runs,
+    }
