@@ -5,10 +5,11 @@
 
 Each enqueuer is a process of its own calling ``enqueue()`` one by one, each run in its
 own transaction (as web requests do), for ``--seconds``; all start together. With
-NOTIFY on, every enqueue sends one after its commit; off, the enqueuers skip it
-(workers would then find the runs at their next poll). The two alternate, ``--rounds``
-times each, so both see the same load. Migrates the database it is given (use a
-throwaway one) and deletes every run before each round.
+NOTIFY on, every enqueue announces its run (in autocommit, in its INSERT statement);
+off, the enqueuers leave it out (workers would then find the runs at their next
+poll). The two alternate, ``--rounds`` times each, so both see the same load.
+Migrates the database it is given (use a throwaway one) and deletes every run before
+each round.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ def enqueuer(notify: bool, start: Any, seconds: float, counts: Any, index: int) 
     from bench.benchapp.jobs import one_step
     from django_durable import notify as notify_module
 
-    if not notify:
-        notify_module._notify = lambda alias, names: None  # the bench's switch, nothing else's
+    if not notify:  # the bench's switch, nothing else's
+        from django_durable.storage.postgresql import enqueue as insert
+
+        notify_module._notify = lambda alias, names: None
+        one_row = insert._one_sql
+        insert._one_sql = lambda alias: one_row(alias).replace(  # type: ignore[assignment]
+            'pg_notify(%(channel)s, "queue_name")', "NULL"
+        )
+        assert "pg_notify" not in insert._one_sql("default"), "the switch no longer matches"
     one_step.enqueue()  # connect before the clock starts
     start.wait()
     done = 0

@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from ..base import ClaimedRun, NewRun, RunRecord
 from ..orm import ORMStorage
+from ..own_writes import own_write
 from ..prune import Pruned
 from .arrays import uuid_array
 from .claim import claim_postgresql
-from .enqueue import insert_runs
+from .enqueue import insert_run_announced, insert_runs
 from .fenced import PostgresFencedWriter
 from .prune import delete_rows
 
@@ -51,6 +52,20 @@ class PostgresStorage(ORMStorage):
             limit=limit,
             timeouts=timeouts or {},
         )
+
+    def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
+        connection = connections[self.alias]
+        if (
+            new.idempotency_key is not None
+            or connection.in_atomic_block
+            or not connection.get_autocommit()
+        ):
+            # A key may name a run already there; a caller's transaction announces its
+            # runs once, when it commits (notify.announce).
+            return super().enqueue(new)
+        return own_write(
+            self.alias, lambda: insert_run_announced(self.alias, new), atomic=False
+        ), True
 
     def _insert_runs(self, news: Sequence[NewRun]) -> list[RunRecord]:
         return insert_runs(self.alias, news)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -20,10 +21,13 @@ from typing import Any
 from django.db import connections, models
 
 from ...models import Run
+from ...notify import CHANNEL
+from ...status import RunStatus
 from ..base import NewRun, RunRecord
 from ..convert import record_from_columns
 from ..dbclock import DbNow
 from ..waits import new_run_columns
+from . import prepared
 
 # Computed in the statement from each run's delay (seconds) or datetime, not sent as is.
 TIMES = ("run_after", "wake_at")
@@ -66,48 +70,112 @@ def _sql(alias: str) -> str:
     )
 
 
-def insert_runs(alias: str, news: Sequence[NewRun]) -> list[RunRecord]:
-    """Insert a run per ``NewRun`` in one statement; return their records as stored."""
-    fields = [field for field, _ in _fields(alias)]
-    columns: list[list[Any]] = [[] for _ in fields]
-    at: list[datetime | None] = []
-    delay: list[float | None] = []
-    delayed: list[bool] = []
-    rows = []
-    # A default that is a value, or a fresh list or dict (the same JSON every time), is
-    # worked out once per batch; others (the id) once per run.
+@cache
+def _defaults(alias: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Defaults that are a value, or a fresh list or dict (the same JSON every time),
+    with the JSON of each: worked out once; others (the id) once per run."""
     fixed = {
         field.attname: field.get_default()
-        for field in fields
+        for field, _ in _fields(alias)
         if field.has_default() and (not callable(field.default) or field.default in (list, dict))
     }
-    dumped = {name: json.dumps(value) for name, value in fixed.items()}
-    for new in news:
-        values = new_run_columns(new)
-        for field, column in zip(fields, columns, strict=True):
-            name = field.attname
-            if name in values:
-                value = values[name]
-                if value is not None and isinstance(field, models.JSONField):
-                    column.append(json.dumps(value))
-                else:
-                    column.append(value)
-            elif name in fixed:
-                default = fixed[name]
-                # Each record gets a list or dict of its own, as from Run().
-                values[name] = type(default)() if isinstance(default, (list, dict)) else default
-                column.append(dumped[name] if isinstance(field, models.JSONField) else default)
+    return fixed, {name: json.dumps(value) for name, value in fixed.items()}
+
+
+@dataclass
+class _Row:
+    values: dict[str, Any]  # by attribute name, as the run's record will hold them
+    sent: list[Any]  # one per _fields() column
+    at: datetime | None
+    delay: float | None
+    delayed: bool
+
+
+def _row(alias: str, new: NewRun) -> _Row:
+    fixed, dumped = _defaults(alias)
+    values = new_run_columns(new)
+    sent = []
+    for field, _ in _fields(alias):
+        name = field.attname
+        if name in values:
+            value = values[name]
+            if value is not None and isinstance(field, models.JSONField):
+                sent.append(json.dumps(value))
             else:
-                values[name] = value = field.get_default()
-                column.append(value)
-        when = values.get("run_after")
-        at.append(when if isinstance(when, datetime) else None)
-        delay.append(when.seconds if isinstance(when, DbNow) else None)
-        delayed.append(when is not None)
-        rows.append(values)
+                sent.append(value)
+        elif name in fixed:
+            default = fixed[name]
+            # Each record gets a list or dict of its own, as from Run().
+            values[name] = type(default)() if isinstance(default, (list, dict)) else default
+            sent.append(dumped[name] if isinstance(field, models.JSONField) else default)
+        else:
+            values[name] = value = field.get_default()
+            sent.append(value)
+    when = values.get("run_after")
+    return _Row(
+        values,
+        sent,
+        at=when if isinstance(when, datetime) else None,
+        delay=when.seconds if isinstance(when, DbNow) else None,
+        delayed=when is not None,
+    )
+
+
+def insert_runs(alias: str, news: Sequence[NewRun]) -> list[RunRecord]:
+    """Insert a run per ``NewRun`` in one statement; return their records as stored."""
+    rows = [_row(alias, new) for new in news]
+    columns = [list(column) for column in zip(*(row.sent for row in rows), strict=True)]
+    at = [row.at for row in rows]
+    delay = [row.delay for row in rows]
+    delayed = [row.delayed for row in rows]
     with connections[alias].cursor() as cursor:
         cursor.execute(_sql(alias), [*columns, at, delay, delayed])
         times = {run_id: (run_after, wake_at) for run_id, run_after, wake_at in cursor.fetchall()}
-    for values in rows:
-        values["run_after"], values["wake_at"] = times[values["id"]]
-    return [record_from_columns(values) for values in rows]
+    for row in rows:
+        row.values["run_after"], row.values["wake_at"] = times[row.values["id"]]
+    return [record_from_columns(row.values) for row in rows]
+
+
+@cache
+def _one_sql(alias: str) -> str:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    fields = _fields(alias)
+    values = [
+        f"%(c{n})s::jsonb" if isinstance(field, models.JSONField) else f"%(c{n})s::{array[:-2]}"
+        for n, (field, array) in enumerate(fields)
+    ]
+    when = (
+        "COALESCE(%(at)s::timestamptz, "
+        "STATEMENT_TIMESTAMP() + make_interval(secs => %(delay)s::float8))"
+    )
+    delayed = "%(delayed)s::boolean"
+    columns = [quote(str(field.column)) for field, _ in fields] + [quote(t) for t in TIMES]
+    return (
+        f"INSERT INTO {quote(Run._meta.db_table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(values)}, "
+        f"CASE WHEN {delayed} THEN {when} ELSE STATEMENT_TIMESTAMP() END, "
+        f"CASE WHEN {delayed} THEN {when} END) "
+        f"RETURNING {quote('run_after')}, {quote('wake_at')}, "
+        f"CASE WHEN {quote('status')} = %(pending)s "
+        f"THEN pg_notify(%(channel)s, {quote('queue_name')}) END"
+    )
+
+
+def insert_run_announced(alias: str, new: NewRun) -> RunRecord:
+    """Insert one run and, if it is runnable now, NOTIFY its queue, in one prepared
+    statement: for an enqueue in autocommit, one round trip and one commit instead of
+    Django's INSERT and a NOTIFY transaction of its own."""
+    row = _row(alias, new)
+    params: dict[str, Any] = {f"c{n}": value for n, value in enumerate(row.sent)}
+    params.update(
+        at=row.at,
+        delay=row.delay,
+        delayed=row.delayed,
+        pending=RunStatus.PENDING.value,
+        channel=CHANNEL,
+    )
+    row.values["run_after"], row.values["wake_at"], _ = prepared.execute(
+        alias, _one_sql(alias), params
+    ).fetchone()
+    return record_from_columns(row.values)
