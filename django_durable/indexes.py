@@ -9,20 +9,16 @@ from django.db import models
 from django.db.models.sql import Query
 
 
-class PartialIndexWhereSupported(models.Index):
-    """Index filtered by ``where`` on PostgreSQL and SQLite, unfiltered on MySQL/MariaDB.
-
-    Django's own ``condition=`` does the same but makes MySQL report ``models.W037`` for
-    every project that uses the app; keeping the filter under another name avoids that.
-    Put the filtered column first in ``fields`` so the MySQL index still serves the query.
-    """
+class _WhereSupported:
+    """Keeps ``where`` beside Django's own arguments, in migrations too, and renders it
+    only where the database has partial indexes."""
 
     def __init__(self, *args: Any, where: models.Q, **kwargs: Any) -> None:
         self.where = where
         super().__init__(*args, **kwargs)
 
     def deconstruct(self) -> Any:
-        path, args, kwargs = super().deconstruct()
+        path, args, kwargs = super().deconstruct()  # type: ignore[misc]
         kwargs["where"] = self.where
         return path, args, kwargs
 
@@ -30,7 +26,16 @@ class PartialIndexWhereSupported(models.Index):
         return _where_sql(self.where, model, schema_editor)
 
 
-class UniqueWhereSupported(models.UniqueConstraint):
+class PartialIndexWhereSupported(_WhereSupported, models.Index):
+    """Index filtered by ``where`` on PostgreSQL and SQLite, unfiltered on MySQL/MariaDB.
+
+    Django's own ``condition=`` does the same but makes MySQL report ``models.W037`` for
+    every project that uses the app; keeping the filter under another name avoids that.
+    Put the filtered column first in ``fields`` so the MySQL index still serves the query.
+    """
+
+
+class UniqueWhereSupported(_WhereSupported, models.UniqueConstraint):
     """A unique constraint filtered by ``where`` on PostgreSQL and SQLite (a partial
     unique index), unfiltered on MySQL/MariaDB.
 
@@ -39,24 +44,12 @@ class UniqueWhereSupported(models.UniqueConstraint):
     collide anyway (NULL in a column), so the constraint means the same everywhere.
     """
 
-    def __init__(self, *args: Any, where: models.Q, **kwargs: Any) -> None:
-        self.where = where
-        super().__init__(*args, **kwargs)
-
-    def deconstruct(self) -> Any:
-        path, args, kwargs = super().deconstruct()
-        kwargs["where"] = self.where
-        return path, args, kwargs
-
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, UniqueWhereSupported)
             and self.where == other.where
             and super().__eq__(other)
         )
-
-    def _get_condition_sql(self, model: type[models.Model], schema_editor: Any) -> str | None:
-        return _where_sql(self.where, model, schema_editor)
 
 
 def _where_sql(where: models.Q, model: type[models.Model], schema_editor: Any) -> str | None:

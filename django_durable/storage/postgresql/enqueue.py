@@ -46,6 +46,20 @@ def _fields(alias: str) -> tuple[tuple[models.Field[Any, Any], str], ...]:
     return tuple(sent)
 
 
+def _insert_into(alias: str) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = [quote(str(field.column)) for field, _ in _fields(alias)] + list(map(quote, TIMES))
+    return f"INSERT INTO {quote(Run._meta.db_table)} ({', '.join(columns)})"
+
+
+def _times(delayed: str, when: str) -> str:
+    """``run_after`` and ``wake_at``: a delayed run's wake time, or now and none."""
+    return (
+        f"CASE WHEN {delayed} THEN {when} ELSE STATEMENT_TIMESTAMP() END, "
+        f"CASE WHEN {delayed} THEN {when} END"
+    )
+
+
 @cache
 def _sql(alias: str) -> str:
     connection = connections[alias]
@@ -58,12 +72,8 @@ def _sql(alias: str) -> str:
         for (field, _), name in zip(fields, names, strict=True)
     ]
     when = "COALESCE(u.at, STATEMENT_TIMESTAMP() + make_interval(secs => u.delay))"
-    columns = [quote(str(field.column)) for field, _ in fields] + [quote(t) for t in TIMES]
     return (
-        f"INSERT INTO {quote(Run._meta.db_table)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)}, "
-        f"CASE WHEN u.delayed THEN {when} ELSE STATEMENT_TIMESTAMP() END, "
-        f"CASE WHEN u.delayed THEN {when} END "
+        f"{_insert_into(alias)} SELECT {', '.join(values)}, {_times('u.delayed', when)} "
         f"FROM unnest({arrays}, %s::timestamptz[], %s::float8[], %s::boolean[]) "
         f"AS u({', '.join(names)}, at, delay, delayed) "
         f"RETURNING {quote('id')}, {quote('run_after')}, {quote('wake_at')}"
@@ -149,13 +159,9 @@ def _one_sql(alias: str) -> str:
         "COALESCE(%(at)s::timestamptz, "
         "STATEMENT_TIMESTAMP() + make_interval(secs => %(delay)s::float8))"
     )
-    delayed = "%(delayed)s::boolean"
-    columns = [quote(str(field.column)) for field, _ in fields] + [quote(t) for t in TIMES]
     return (
-        f"INSERT INTO {quote(Run._meta.db_table)} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(values)}, "
-        f"CASE WHEN {delayed} THEN {when} ELSE STATEMENT_TIMESTAMP() END, "
-        f"CASE WHEN {delayed} THEN {when} END) "
+        f"{_insert_into(alias)} "
+        f"VALUES ({', '.join(values)}, {_times('%(delayed)s::boolean', when)}) "
         f"RETURNING {quote('run_after')}, {quote('wake_at')}, "
         f"CASE WHEN {quote('status')} = %(pending)s "
         f"THEN pg_notify(%(channel)s, {quote('queue_name')}) END"
