@@ -22,9 +22,11 @@ from pathlib import Path
 from django.db import DatabaseError, close_old_connections, connections
 
 from .async_context import Database
+from .completions import Completions
 from .conf import durable_settings
 from .db_threads import reset_broken_connections
 from .event_loop import EventLoop
+from .exceptions import LeaseLost
 from .held_runs import Held, HeldRuns
 from .jobs import Job, job_timeouts, registered_jobs
 from .notify import start_listening
@@ -40,6 +42,8 @@ from .sweeper import Sweeper
 logger = logging.getLogger("django_durable")
 
 MAX_BACKOFF = 10.0
+# Runs claimed for thread slots and for the event loop.
+Claimed = tuple[list[ClaimedRun], list[ClaimedRun]]
 # Runs of async def jobs one worker process executes at a time on its event loop.
 DEFAULT_ASYNC_CONCURRENCY = 100
 
@@ -98,6 +102,16 @@ class Worker:
         self._inbox: queue.Queue[ClaimedRun | None] = queue.Queue()
         # Runs claimed and not yet finished or given up; only these are heartbeated.
         self._held = HeldRuns(self.worker_id, self.storage, self._stopping)
+        # Slot threads hand their completions to the main thread, except where a write
+        # transaction holds the whole database (SQLite): there each writes its own.
+        self._completions = (
+            None
+            if self.storage.transactions_hold_database
+            else Completions(self.storage, self.wake)
+        )
+        self._slot_storage = (
+            self.storage if self._completions is None else self._completions.storage_for_slots()
+        )
         info = worker_info(self.worker_id, self.queues, list(self.jobs), concurrency)
         self._presence = Presence(self.storage, info)
         self._sweeper = Sweeper(self.worker_id, self.storage, self.jobs)
@@ -147,6 +161,8 @@ class Worker:
             self._loop()
             self._drain()
         finally:
+            if self._completions is not None:
+                self._completions.close()
             for _ in slots:
                 self._inbox.put(None)
             if self._event_loop is not None:
@@ -223,6 +239,7 @@ class Worker:
         deadline = time.monotonic() + self.grace
         while self._busy() and time.monotonic() < deadline:
             try:
+                self._claim(claiming=False)  # completions still arrive
                 self._held.heartbeat_if_due()
                 self._presence.seen_if_due(time.monotonic())
             except DatabaseError as error:
@@ -230,6 +247,8 @@ class Worker:
                 close_old_connections()
             self._wake.wait(0.05)
             self._wake.clear()
+        if self._completions is not None:
+            self._completions.close()  # what is handed in now is written by its execution
         self.left_running = self._held.release_all(self.grace)
 
     def _busy(self) -> int:
@@ -239,39 +258,75 @@ class Worker:
         """Free thread slots and free event loop slots, each 0 when no job runs there."""
         held, on_loop = self._held.counts()
         on_threads = held - on_loop
+        # Runs claimed for slots that a committed completion frees are held early.
         return (
-            self.concurrency - on_threads if self._thread_jobs else 0,
-            self.async_concurrency - on_loop if self._loop_jobs else 0,
+            max(0, self.concurrency - on_threads) if self._thread_jobs else 0,
+            max(0, self.async_concurrency - on_loop) if self._loop_jobs else 0,
         )
 
-    def _claim(self) -> list[ClaimedRun]:
-        on_threads, on_loop = self._free()
-        claimed = self._claim_for(self._thread_jobs, on_threads, on_loop=False)
-        if self._event_loop is not None:
-            claimed += self._claim_for(self._loop_jobs, on_loop, on_loop=True)
-        return claimed
+    def _claim(self, *, claiming: bool = True) -> list[ClaimedRun]:
+        """Commit the completions handed in and claim runs for the free slots (counting
+        the slots those completions free), in one transaction when there are both."""
+        taken = [] if self._completions is None else self._completions.take()
+        on_threads, on_loop = self._free() if claiming else (0, 0)
+        if claiming:
+            on_threads += len(taken)  # their slots are free once the transaction commits
+        claimed_at = time.monotonic()
 
-    def _claim_for(self, jobs: dict[str, Job], free: int, *, on_loop: bool) -> list[ClaimedRun]:
+        def claim() -> Claimed:
+            for_threads = self._take(self._thread_jobs, on_threads, 0)
+            if self._event_loop is None:
+                return for_threads, []
+            return for_threads, self._take(self._loop_jobs, on_loop, len(for_threads))
+
+        if not taken:
+            for_threads, for_loop = claim()
+        else:
+            assert self._completions is not None
+            completions = self._completions
+
+            def claim_then_complete() -> tuple[Claimed, list[LeaseLost | None]]:
+                # Claim first: a concurrency key one of these completions frees is not
+                # taken again by this worker before every other worker can see it free.
+                # (Their parents are locked before: cancel_run() locks a parent, then
+                # its children, which this claim may take.)
+                return claim(), completions.write(taken)
+
+            try:
+                (for_threads, for_loop), outcomes = self.storage.together(
+                    claim_then_complete, completing=[item.lease for item in taken]
+                )
+            except BaseException:
+                completions.give_back(taken)
+                raise
+            completions.committed(taken, outcomes)
+        self._hand_out(for_threads, claimed_at, on_loop=False)
+        self._hand_out(for_loop, claimed_at, on_loop=True)
+        return for_threads + for_loop
+
+    def _take(self, jobs: dict[str, Job], free: int, taking: int) -> list[ClaimedRun]:
+        """Claim up to ``free`` runs of ``jobs``, ``taking`` more already being claimed."""
         if self.max_runs is not None:
-            free = min(free, self.max_runs - self._claimed_total)
+            free = min(free, self.max_runs - self._claimed_total - taking)
         if free <= 0:
             return []
-        claimed_at = time.monotonic()
-        claimed = self.storage.claim(
+        return self.storage.claim(
             owner=self.worker_id,
             job_names=jobs,
             queues=self.queues,
             limit=free,
             timeouts=self._timeouts,
         )
+
+    def _hand_out(self, claimed: list[ClaimedRun], claimed_at: float, *, on_loop: bool) -> None:
         self._held.add(claimed, claimed_at, on_loop=on_loop)
         self._claimed_total += len(claimed)
         for item in claimed:
-            if self._event_loop is not None and on_loop:
+            if on_loop:
+                assert self._event_loop is not None
                 self._event_loop.submit(item)
             else:
                 self._inbox.put(item)
-        return claimed
 
     # -- slot threads ----------------------------------------------------------------------
 
@@ -285,7 +340,8 @@ class Worker:
                 run_id = claimed.run.id
                 held, hooks = self._held.hooks(claimed)
                 try:
-                    execute_run(self.storage, claimed, self.jobs[claimed.run.job_name], **hooks)
+                    job = self.jobs[claimed.run.job_name]
+                    execute_run(self._slot_storage, claimed, job, **hooks)
                 except Exception:
                     # No longer heartbeated, the lease expires and another worker recovers
                     # the run. That counts a recovery, so a run that always breaks its

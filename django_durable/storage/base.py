@@ -8,14 +8,16 @@ The engine (jobs, context, runner, worker) knows storage only through :class:`St
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..exceptions import StorageError
 from ..status import RunStatus, StepKind, StepStatus
+
+T = TypeVar("T")
 
 
 class StorageBusy(StorageError):
@@ -303,6 +305,13 @@ class Storage(Protocol):
         """Close this thread's connection (after an error that may have broken it)."""
 
     def complete(self, lease: Lease, output: Any, checkpoint: Checkpoint) -> None: ...
+
+    def together(self, operation: Callable[[], T], *, completing: Sequence[Lease] = ()) -> T:
+        """``operation``'s writes (a ``claim`` and the ``complete`` of each lease in
+        ``completing``) as one transaction: all of them, or none when it raises. A
+        ``LeaseLost`` caught inside leaves the transaction intact. What those completions
+        lock before their own runs (their parents) is locked first, in the order every
+        other writer takes it."""
 
     def suspend(
         self,

@@ -259,6 +259,13 @@ class ORMStorage:
         with storage_errors(lease):
             self._end(lease, changes, checkpoint, completed=True)
 
+    def together(self, operation: Callable[[], T], *, completing: Sequence[Lease] = ()) -> T:
+        def locked_first() -> T:
+            lock_parents(self.alias, [lease.parent_id for lease in completing])
+            return operation()
+
+        return own_write(self.alias, locked_first)
+
     def fail(
         self,
         lease: Lease,

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..conf import durable_settings
 from ..exceptions import RunFinished, RunNotFound
@@ -43,6 +43,8 @@ from .memory_fork import fork_tables
 from .memory_state import Clock, EventRow, RunRow, Tables
 
 __all__ = ["Clock", "InMemoryStorage"]
+
+T = TypeVar("T")
 
 
 class InMemoryStorage:
@@ -222,6 +224,10 @@ class InMemoryStorage:
             row = self._tables.fence(lease)
             self._tables.write(row, checkpoint)
             self._tables.end(row, RunStatus.COMPLETED, self.now(), output=output)
+
+    def together(self, operation: Callable[[], T], *, completing: Sequence[Lease] = ()) -> T:
+        with self.atomic():
+            return operation()
 
     def fail(
         self,

@@ -9,22 +9,26 @@ with NOTIFY (``notify.py``); everything else is the portable ORM code it inherit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TypeVar
 
 from django.db import connections
 from django.db.models import UUIDField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from ..base import ClaimedRun, NewRun, RunRecord
+from ..base import ClaimedRun, Lease, NewRun, RunRecord
 from ..orm import ORMStorage
 from ..own_writes import own_write
 from ..prune import Pruned
+from . import prepared
 from .arrays import uuid_array
 from .claim import claim_postgresql
 from .enqueue import insert_run_announced, insert_runs
 from .fenced import PostgresFencedWriter
 from .prune import delete_rows
+
+T = TypeVar("T")
 
 
 class PostgresStorage(ORMStorage):
@@ -52,6 +56,12 @@ class PostgresStorage(ORMStorage):
             limit=limit,
             timeouts=timeouts or {},
         )
+
+    def together(self, operation: Callable[[], T], *, completing: Sequence[Lease] = ()) -> T:
+        # No savepoint per statement: should a pooler make one fail, the whole
+        # transaction fails and each completion in it is written on its own.
+        with prepared.unguarded(self.alias):
+            return super().together(operation, completing=completing)
 
     def enqueue(self, new: NewRun) -> tuple[RunRecord, bool]:
         connection = connections[self.alias]

@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
@@ -54,6 +54,8 @@ _CHANGED_PLAN = "0A000"
 # runs unprepared from then on.
 _not_preparing: set[str] = set()
 _not_preparing_lock = threading.Lock()
+# Per thread: aliases whose transaction needs no savepoint around a prepared statement.
+_unguarded = threading.local()
 
 
 def prepares(connection: BaseDatabaseWrapper) -> bool:
@@ -106,6 +108,25 @@ def _stop_preparing(connection: BaseDatabaseWrapper, error: DatabaseError) -> No
         )
 
 
+def _unguarded_aliases() -> set[str]:
+    if not hasattr(_unguarded, "aliases"):
+        _unguarded.aliases = set()
+    return _unguarded.aliases  # type: ignore[no-any-return]
+
+
+@contextmanager
+def unguarded(alias: str) -> Iterator[None]:
+    """Prepared statements inside this block's transaction run without a savepoint: a
+    statement the server does not have aborts the transaction, which its caller then
+    writes again another way (completions.py)."""
+    aliases = _unguarded_aliases()
+    aliases.add(alias)
+    try:
+        yield
+    finally:
+        aliases.discard(alias)
+
+
 def execute(alias: str, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> Any:
     """Run ``sql`` (``%s`` or ``%(name)s`` placeholders), prepared if allowed; return
     the cursor to read.
@@ -114,7 +135,7 @@ def execute(alias: str, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> 
     stops preparing; one whose result type changed with the schema is prepared again,
     once. Inside the caller's transaction, where the refused statement's error would
     abort it, the prepared statement runs in a savepoint (two more round trips, still
-    cheaper than planning the statement again every time).
+    cheaper than planning the statement again every time), except in ``unguarded``.
     """
     connection = connections[alias]
     cursor = _raw_cursor(connection)
@@ -125,9 +146,10 @@ def execute(alias: str, sql: str, params: Sequence[Any] | Mapping[str, Any]) -> 
             cursor.execute(sql, params, prepare=False)
         return cursor
     in_transaction = connection.in_atomic_block or not connection.get_autocommit()
+    guarded = in_transaction and alias not in _unguarded_aliases()
     try:
         with (
-            transaction.atomic(using=alias) if in_transaction else nullcontext(),
+            transaction.atomic(using=alias) if guarded else nullcontext(),
             connection.wrap_database_errors,
         ):
             cursor.execute(sql, params, prepare=True)

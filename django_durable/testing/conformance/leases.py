@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ...exceptions import LeaseLost
 from ...status import RunStatus
-from ...storage.base import Checkpoint, StaleSweep, Storage
+from ...storage.base import Checkpoint, ClaimedRun, StaleSweep, Storage
 from .base import JOB, OTHER_JOB, ConformanceBase, new_run
 
 
@@ -159,3 +159,39 @@ class LeasesAndRecovery(ConformanceBase):
             assert storage.fail_overdue(limit=10) == [first.id]
         (next_run,) = storage.claim(owner="w2", job_names=[JOB], queues=None, limit=5)
         assert next_run.run.id == second.id
+
+    # -- several writes in one transaction ---------------------------------------------------
+
+    def test_together_keeps_the_writes_whose_fence_held(self, storage: Storage) -> None:
+        for _ in range(3):
+            storage.enqueue(new_run())
+        first, lost = storage.claim(owner="w1", job_names=[JOB], queues=None, limit=2)
+        storage.release(lost.lease, Checkpoint())  # its lease is gone before the batch
+
+        def complete_both() -> list[ClaimedRun]:
+            storage.complete(first.lease, "one", Checkpoint())
+            with pytest.raises(LeaseLost):
+                storage.complete(lost.lease, "two", Checkpoint())
+            return storage.claim(owner="w1", job_names=[JOB], queues=None, limit=2)
+
+        claimed = {c.run.id for c in storage.together(complete_both)}
+        assert lost.run.id in claimed and first.run.id not in claimed and len(claimed) == 2
+        done = storage.get_run(first.run.id)
+        assert done is not None and (done.status, done.output) == (RunStatus.COMPLETED, "one")
+
+    def test_together_writes_nothing_when_it_raises(self, storage: Storage) -> None:
+        storage.enqueue(new_run())
+        storage.enqueue(new_run())
+        first = self.claim_one(storage)
+
+        def fails_after_writing() -> None:
+            storage.complete(first.lease, "done", Checkpoint())
+            storage.claim(owner="w1", job_names=[JOB], queues=None, limit=1)
+            raise RuntimeError("after the writes")
+
+        with pytest.raises(RuntimeError, match="after the writes"):
+            storage.together(fails_after_writing)
+        record = storage.get_run(first.run.id)
+        assert record is not None and record.status == RunStatus.RUNNING
+        storage.complete(first.lease, "done", Checkpoint())  # the lease still holds
+        assert self.claim_one(storage).run.id != first.run.id
