@@ -26,7 +26,7 @@ from .completions import Completions
 from .conf import durable_settings
 from .db_threads import reset_broken_connections
 from .event_loop import EventLoop
-from .exceptions import LeaseLost
+from .exceptions import LeaseLost, StorageError
 from .held_runs import Held, HeldRuns
 from .jobs import Job, job_timeouts, registered_jobs
 from .notify import start_listening
@@ -296,6 +296,14 @@ class Worker:
                 (for_threads, for_loop), outcomes = self.storage.together(
                     claim_then_complete, completing=[item.lease for item in taken]
                 )
+            except StorageError as error:
+                # A completion's write failed (a lock timeout, say): nothing was written
+                # and nothing claimed. Each execution writes its own, as without batching.
+                completions.give_back(taken)
+                logger.warning(
+                    "worker=%s event=completions_written_singly error=%s", self.worker_id, error
+                )
+                return []
             except BaseException:
                 completions.give_back(taken)
                 raise
