@@ -51,6 +51,8 @@ class ThrowawayPostgres:
             conf.write(
                 f"listen_addresses = '127.0.0.1'\nport = {self.port}\n"
                 f"unix_socket_directories = '{self.root}'\nmax_connections = 200\n"
+                # Statements per job (pg_counters.py).
+                "shared_preload_libraries = 'pg_stat_statements'\n"
             )
         subprocess.run(
             self._as_postgres(

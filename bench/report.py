@@ -94,6 +94,8 @@ def _rows(results: dict) -> list[list[str]]:
         commits <= 0.5 if commits is not None else None,
     )
     compare("commits per 10-step job", ("steps_10", "commits_per_run"), 2, "", None)
+    compare("statements per 1-step job", ("steps_1", "statements_per_run"), 1, "", None)
+    compare("statements per 10-step job", ("steps_10", "statements_per_run"), 1, "", None)
     compare("WAL bytes per 1-step job", ("steps_1", "wal_bytes_per_run"), 0, "", None)
     compare("WAL bytes per 10-step job", ("steps_10", "wal_bytes_per_run"), 0, "", None)
 
